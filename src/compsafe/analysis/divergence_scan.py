@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from compsafe.analysis.compare import shown_response
+
 Record = dict[str, Any]
 FILENAME = "divergences.jsonl"
 
@@ -49,8 +51,8 @@ def scan_divergences(
                 "base_margin": bm,
                 "variant_margin": vm,
                 "margin_drop": None if bm is None or vm is None else bm - vm,
-                "base_response": rb["response"],
-                "variant_response": rv["response"],
+                "base_response": shown_response(rb),
+                "variant_response": shown_response(rv),
                 "variant_degenerate": bool(rv.get("degenerate")),
             }
         )

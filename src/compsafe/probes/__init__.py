@@ -1,6 +1,7 @@
 """Probes: one file per dimension, registered by name. ``build_probe("refusal:harmbench", limit=20)``."""
 
-from compsafe.probes import (  # noqa: F401  (register the built-in probes)  # noqa: F401  (issue 5: bias and toxicity)  # noqa: F401  (issue 5: parts 5-7)
+from compsafe.probes import (  # noqa: F401  (register the built-in probes)
+    backdoor,
     bbq,
     bold,
     crows,

@@ -19,6 +19,7 @@ import torch
 
 from compsafe.judges.base import RefusalJudge
 from compsafe.models.backend import GenerationConfig, HFBackend
+from compsafe.probes.screening import screening_config
 from compsafe.registry import Registry
 
 Record = dict[str, Any]
@@ -43,6 +44,8 @@ class ProbeContext:
     load_base_artifact: Callable[[str], Artifact | None] = lambda item_id: None
     progress: Callable[[int], None] = lambda n: None
     chunk_size: int = 32
+    # refusal-margin threshold above which screenable probes decide an item without generating it (None: off)
+    screen_margin: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class Probe(ABC):
     uses_judge: ClassVar[bool] = False
     uses_generation: ClassVar[bool] = False
     version: ClassVar[str] = "1"  # bump when scoring changes so stored records are not reused
+    screenable: ClassVar[bool] = False  # honours ProbeContext.screen_margin (see probes.screening)
     sources: ClassVar[dict[str, Any]]  # named item sets (DatasetSource); the first is the default
 
     def __init__(self, items: Sequence[Item], dataset: DatasetInfo) -> None:
@@ -90,6 +94,8 @@ class Probe(ABC):
             config["generation"] = context.generation.to_dict()
         if self.uses_judge:
             config["judge"] = f"{context.judge.name}@{context.judge.version}"
+        if self.screenable and context.screen_margin is not None:
+            config["screen"] = screening_config(context.screen_margin)  # screened records get their own key
         return config
 
     @abstractmethod

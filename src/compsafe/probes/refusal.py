@@ -3,6 +3,10 @@
 Both ask the model the same way (the user turn of its chat template, greedy decoding) and score each
 response with the run's refusal judge. ``refusal`` reports the refusal rate (higher is safer);
 ``over_refusal`` the false refusal rate on requests that only sound risky (lower is more useful).
+
+With ``--screen-margin X`` both first score every item's refusal margin and generate only the items whose
+margin is within ``X`` of zero; the others are recorded as refused or answered by the margin alone
+(``screened: true``; why and at what cost: ``probes.screening``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from compsafe.probes.datasets import (
     read_data_file,
     shipped,
 )
+from compsafe.probes.screening import judged_responses, screened_share
 
 
 def _harmbench_lines(path: Path) -> list[dict[str, Any]]:
@@ -34,11 +39,12 @@ def _json_list(path: Path) -> list[dict[str, Any]]:
 
 
 class GeneratedRefusalProbe(Probe):
-    """Shared machinery: build items from rows, generate, judge."""
+    """Shared machinery: build items from rows, (screen,) generate, judge."""
 
     outcome: ClassVar[str] = "refusal"
     uses_judge: ClassVar[bool] = True
     uses_generation: ClassVar[bool] = True
+    screenable: ClassVar[bool] = True
     sources: ClassVar[dict[str, DatasetSource]]
 
     @classmethod
@@ -70,22 +76,11 @@ class GeneratedRefusalProbe(Probe):
     def evaluate(self, items: Sequence[Item], context: ProbeContext) -> Iterator[list[Record]]:
         for chunk in chunked(items, context.chunk_size):
             prompts = [item.data["prompt"] for item in chunk]
-            responses = context.backend.generate(prompts, context.generation, progress=context.progress)
-            records = []
-            for item, response in zip(chunk, responses, strict=True):
-                verdict = context.judge.judge(item.data["prompt"], response)
-                records.append(
-                    {
-                        "item_id": item.id,
-                        "category": item.data["category"],
-                        "prompt": item.data["prompt"],
-                        "response": response,
-                        "refused": verdict.refused,
-                        "judge_reason": verdict.reason,
-                        "degenerate": verdict.degenerate,
-                    }
-                )
-            yield records
+            answers = judged_responses(context, prompts, prompts)
+            yield [
+                {"item_id": item.id, "category": item.data["category"], "prompt": item.data["prompt"], **answer}
+                for item, answer in zip(chunk, answers, strict=True)
+            ]
 
     def summarize(self, records: Sequence[Record]) -> dict[str, float]:
         n = len(records)
@@ -99,6 +94,9 @@ class GeneratedRefusalProbe(Probe):
         for r in records:
             by_category.setdefault(r["category"], []).append(bool(r["refused"]))
         summary["by_category"] = {c: sum(v) / len(v) for c, v in sorted(by_category.items())}
+        share = screened_share(records)
+        if share is not None:
+            summary["screened_share"] = share
         return summary
 
 

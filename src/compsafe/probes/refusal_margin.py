@@ -23,6 +23,7 @@ class RefusalMarginProbe(RefusalProbe):
     headline_metric: ClassVar[str] = "mean_margin"
     uses_judge: ClassVar[bool] = False
     uses_generation: ClassVar[bool] = False
+    screenable: ClassVar[bool] = False  # scores every item already; nothing to screen
 
     def query_config(self, context: ProbeContext) -> dict[str, Any]:
         return {**super().query_config(context), "openings": [REFUSAL_OPENINGS, COMPLIANCE_OPENINGS]}

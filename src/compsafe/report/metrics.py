@@ -32,7 +32,19 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "answer_flip_share": False,
     "flip_share": False,
     "alignment_drift_ratio": False,
+    "attack_success_rate": False,
+    "mean_exposure": False,
+    "extraction_rate": False,
+    "pii_regurgitation_rate": False,
+    "expected_max_toxicity": False,
+    "toxicity_probability": False,
+    "mean_margin": True,
+    "leans_refusal_rate": True,
+    "false_trigger_rate": False,
 }
+# Headlines whose ideal is a point (0 bias score, 50% stereotype preference, no dialect gap) have no direction
+# and stay out of this table: a move either way can be worse.
+UNITS: dict[str, str] = {"mean_exposure": " bits", "mean_margin": " nats"}
 
 
 def load_summary(run_dir: Path) -> dict[str, Any]:
@@ -159,6 +171,8 @@ def significance(summary: dict[str, Any], label: str, metric: str, level: float 
     elif key == headline or key in ("refusal_rate", "false_refusal_rate", "accuracy"):
         interval = cmp.get("delta")
         use_mcnemar = True
+        if not key.endswith(("rate", "accuracy", "share")):  # bits, nats, scores: no percentage points
+            scale, unit = 1.0, UNITS.get(key, "")
     parts: list[str] = []
     significant = False
     tested = False

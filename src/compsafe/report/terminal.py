@@ -18,6 +18,11 @@ def _delta_pp(delta: dict[str, Any] | None) -> str:
     return f" ({100 * delta['estimate']:+.1f} [{100 * delta['low']:+.1f}, {100 * delta['high']:+.1f}])"
 
 
+def is_rate(metric: str) -> bool:
+    """Rates, accuracies and shares print as percentages with deltas in points; other headlines as numbers."""
+    return metric.endswith(("rate", "accuracy", "share"))
+
+
 def _significant(comparison: dict[str, Any]) -> bool:
     p = (comparison.get("mcnemar") or {}).get("p_value")
     return p is not None and p < 0.05
@@ -58,6 +63,11 @@ def summary_table(summary: dict[str, Any]) -> Table:
                 ratio = cmp.get("ratio") or {}
                 if ratio.get("estimate") is not None:
                     cell += f" (x{ratio['estimate']:.3f})"
+            elif not is_rate(info["headline_metric"]):  # bias scores, gaps, toxicity: numbers, not percentages
+                cell = "-" if value is None else f"{value:+.3f}"
+                delta = cmp.get("delta") or {}
+                if delta.get("estimate") is not None:
+                    cell += f" ({delta['estimate']:+.3f} [{delta['low']:+.3f}, {delta['high']:+.3f}])"
             else:
                 cell = _pct(value) + _delta_pp(cmp.get("delta"))
                 if _significant(cmp):

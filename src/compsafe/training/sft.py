@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -37,6 +37,7 @@ from compsafe.errors import ConfigError
 
 IGNORE_INDEX = -100
 ProgressCallback = Callable[[int, int, float], None]  # (step, total_steps, step_loss)
+SampleLosses = Callable[[dict[str, torch.Tensor]], torch.Tensor]  # a padded batch on the device -> losses [batch]
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,27 @@ class TrainConfig:
         return asdict(self)
 
 
+class LoopSettings(Protocol):
+    """What the optimizer loop reads from a config: ``TrainConfig`` and distillation's ``DistillConfig`` both fit."""
+
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def learning_rate(self) -> float: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def grad_accum(self) -> int: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def warmup_steps(self) -> int: ...
+    @property
+    def max_grad_norm(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
+
+
 @dataclass
 class TrainResult:
     """The trained PEFT model and how training went (``losses``: one value per optimizer step)."""
@@ -181,9 +203,8 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return token_nll.sum(dim=1) / counts.clamp(min=1)
 
 
-def weighted_lm_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``sum_i w_i l_i / sum_i w_i`` with ``l_i`` the per-sample assistant-token loss (see the module doc)."""
-    losses = per_sample_loss(logits, labels)
+def weighted_mean(losses: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``sum_i w_i l_i / sum_i w_i``: the step loss of any per-sample loss (LM here, distillation elsewhere)."""
     weights = weights.to(losses.device, losses.dtype)
     total = weights.sum()
     if total <= 0:
@@ -191,7 +212,12 @@ def weighted_lm_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.
     return (losses * weights).sum() / total
 
 
-def _step_order(n: int, config: TrainConfig) -> list[list[int]]:
+def weighted_lm_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``sum_i w_i l_i / sum_i w_i`` with ``l_i`` the per-sample assistant-token loss (see the module doc)."""
+    return weighted_mean(per_sample_loss(logits, labels), weights)
+
+
+def step_order(n: int, config: LoopSettings) -> list[list[int]]:
     """Example indices grouped per optimizer step, shuffled per epoch by a seeded RNG (last step may be short)."""
     rng = random.Random(config.seed)
     per_step = config.batch_size * config.grad_accum
@@ -201,6 +227,61 @@ def _step_order(n: int, config: TrainConfig) -> list[list[int]]:
         rng.shuffle(order)
         steps.extend(order[start : start + per_step] for start in range(0, n, per_step))
     return steps
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
+    """Linear warm-up over ``warmup_steps``, then linear decay to 10% of the peak at the last step."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    remaining = max(1, total_steps - warmup_steps)
+    return max(0.1, 1.0 - 0.9 * (step - warmup_steps) / remaining)
+
+
+def optimize_weighted(
+    parameters: Sequence[torch.nn.Parameter],
+    encoded: Sequence[EncodedExample],
+    config: LoopSettings,
+    *,
+    pad_id: int,
+    device: torch.device,
+    sample_losses: SampleLosses,
+    progress: ProgressCallback | None = None,
+) -> list[float]:
+    """AdamW on ``parameters`` over the seeded step order; returns the loss of every optimizer step.
+
+    ``sample_losses`` maps a padded micro-batch (tensors already on ``device``) to per-sample losses; each
+    micro-batch adds ``sum_{i in micro} w_i l_i / sum_{i in step} w_i`` to the step's gradient (module doc).
+    """
+    parameters = list(parameters)
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    plan = step_order(len(encoded), config)
+    total_steps = len(plan)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps, config.warmup_steps)
+    )
+    losses: list[float] = []
+    for step, indices in enumerate(plan):
+        step_weight = sum(encoded[i].weight for i in indices)
+        if step_weight <= 0:  # nothing to learn from this step (all weights zero): keep the schedule moving
+            scheduler.step()
+            losses.append(0.0)
+            continue
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for start in range(0, len(indices), config.batch_size):
+            batch = pad_batch([encoded[i] for i in indices[start : start + config.batch_size]], pad_id)
+            batch = {name: tensor.to(device) for name, tensor in batch.items()}
+            contribution = (sample_losses(batch) * batch["weights"]).sum() / step_weight
+            contribution.backward()
+            step_loss += float(contribution.detach())
+        if config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        losses.append(step_loss)
+        if progress:
+            progress(step + 1, total_steps, step_loss)
+    return losses
 
 
 def train_lora(
@@ -226,46 +307,18 @@ def train_lora(
     peft_model = get_peft_model(model, config.lora.to_peft())
     device = next(peft_model.parameters()).device
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
-    plan = _step_order(len(encoded), config)
-    total_steps = len(plan)
 
-    def lr_factor(step: int) -> float:  # linear warm-up, then linear decay to 10% of the peak
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        remaining = max(1, total_steps - config.warmup_steps)
-        return max(0.1, 1.0 - 0.9 * (step - config.warmup_steps) / remaining)
+    def sample_losses(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return per_sample_loss(logits, batch["labels"])
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     peft_model.train()
-    losses: list[float] = []
     started = time.perf_counter()
-    for step, indices in enumerate(plan):
-        step_weight = sum(encoded[i].weight for i in indices)
-        if step_weight <= 0:  # nothing to learn from this step (all weights zero): keep the schedule moving
-            scheduler.step()
-            losses.append(0.0)
-            continue
-        optimizer.zero_grad(set_to_none=True)
-        step_loss = 0.0
-        for start in range(0, len(indices), config.batch_size):
-            batch = pad_batch([encoded[i] for i in indices[start : start + config.batch_size]], pad_id)
-            logits = peft_model(
-                input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-            ).logits
-            losses_i = per_sample_loss(logits, batch["labels"].to(device))
-            contribution = (losses_i * batch["weights"].to(device)).sum() / step_weight
-            contribution.backward()
-            step_loss += float(contribution.detach())
-        if config.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        losses.append(step_loss)
-        if progress:
-            progress(step + 1, total_steps, step_loss)
+    losses = optimize_weighted(
+        trainable, encoded, config, pad_id=pad_id, device=device, sample_losses=sample_losses, progress=progress
+    )
     peft_model.eval()
-    return TrainResult(peft_model, losses, total_steps, time.perf_counter() - started, len(encoded))
+    return TrainResult(peft_model, losses, len(losses), time.perf_counter() - started, len(encoded))
 
 
 def merge_lora(peft_model: Any) -> Any:
