@@ -285,7 +285,7 @@ def test_cli_distills_a_variant_that_run_accepts(teacher_dir: Path, tmp_path: Pa
     meta = json.loads((out / "distillation.json").read_text())
     assert meta["distill_config"]["safety_weight"] == 3.0 and meta["layer_sources"] == [0, 3]
     assert meta["student_parameters"] < meta["teacher_parameters"] and meta["n_safety_examples"] == 2
-    assert set(meta["data_files"]) == {"safety_train.jsonl", "benign_train.jsonl"}
+    assert set(meta["data_files"]) == {"safety_train.jsonl", "benign_train.jsonl", "calibration_text.jsonl"}
     run_args = ["run", "--model", str(teacher_dir), "--variants", str(out), "--probes", "perplexity"]
     run_args += ["--limit", "2", "--device", "cpu", "--out", str(tmp_path / "run")]
     result = runner.invoke(app, run_args)

@@ -40,7 +40,7 @@ def test_compsafe_run_on_embedded_default(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "drift ratio" in result.stdout
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["models"]["base"]["catalog_name"] == "smollm2-135m-instruct"
+    assert summary["models"]["base"]["catalog_name"] == "compsafe-demo"
     base_ppl = summary["metrics"]["base"]["perplexity"]["perplexity"]
     assert 1.0 < base_ppl < 100.0  # a real language model on plain English prose
     ratios = {

@@ -51,7 +51,8 @@ def test_recover_trains_only_the_adapter(recovered_dir):
     assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
     info = RecoveryInfo.load(out)
     assert info.recipe == "int4-rtn-g32" and info.targets == "data" and info.calibration is None
-    assert meta["steps"] >= 1 and meta["losses"][-1] < meta["losses"][0]
+    losses = meta["losses"]
+    assert meta["steps"] >= 6 and sum(losses[-3:]) < sum(losses[:3])  # the adapter learns
     assert 0 < meta["adapter_bytes"] < 10 * 2**20
 
 

@@ -58,6 +58,26 @@ def test_loss_mask_covers_only_the_assistant_tokens(tiny_tokenizer) -> None:
     assert tiny_tokenizer.decode(scored[:-1]) == example.response
 
 
+def test_raw_text_examples_score_every_token(tiny_tokenizer) -> None:
+    text = "the cat sat on the mat and the dog sat on the log"
+    encoded = encode_chat_example(tiny_tokenizer, ChatExample("", text, 2.0, raw=True), max_length=128)
+    ids = list(tiny_tokenizer(text, add_special_tokens=True)["input_ids"])
+    assert encoded.input_ids == ids and encoded.labels == ids and encoded.weight == 2.0  # no chat template, no mask
+    assert len(encode_chat_example(tiny_tokenizer, ChatExample("", text, raw=True), max_length=4).input_ids) == 4
+    with pytest.raises(ConfigError):
+        encode_chat_example(tiny_tokenizer, ChatExample("", "", raw=True), max_length=16)
+
+
+def test_demo_anchor_is_the_calibration_prose_never_evaluation_text() -> None:
+    from compsafe.probes.datasets import shipped
+    from compsafe.training.align import anchor_examples
+
+    anchors, digest = anchor_examples()
+    assert len(anchors) >= 40 and all(a.raw and a.weight == 1.0 for a in anchors) and len(digest) == 64
+    passages = {row["text"] for row in shipped("passages.jsonl")()}  # the perplexity evaluation set
+    assert not passages & {a.response for a in anchors}
+
+
 def test_long_reply_is_cut_and_long_prompt_is_an_error(tiny_tokenizer) -> None:
     prompt_len = len(chat_prompt_ids(tiny_tokenizer, EXAMPLES[0].prompt))
     encoded = encode_chat_example(tiny_tokenizer, EXAMPLES[0], max_length=prompt_len + 3)

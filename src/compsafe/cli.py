@@ -74,7 +74,7 @@ def run(
         None,
         "--model",
         "-m",
-        help="Model folder, .gguf file, hub id or catalog name (default: the embedded SmolLM2-135M-Instruct).",
+        help="Model folder, .gguf file, hub id or catalog name (default: the embedded compsafe-demo).",
     ),
     variants: str = typer.Option(
         None,

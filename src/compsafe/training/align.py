@@ -34,14 +34,32 @@ DEMO_TRAIN_CONFIG = TrainConfig(
     max_length=256,
     warmup_steps=5,
     seed=0,
-    lora=LoraSettings(r=8, alpha=16, dropout=0.0, target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
+    lora=LoraSettings(
+        r=8,
+        alpha=16,
+        dropout=0.0,
+        target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    ),
 )
-# The first adapter (all weights 1) refused 98.5% of the held-out harmful set but also 50% of the benign
-# over-refusal set (figurative language, homonyms, safety information): it had learned keywords. The 56
-# risky-sounding benign answers are the contrast against 154 refusals, so they count 3x in the loss.
-DEMO_RISKY_BENIGN_WEIGHT = 3.0
+# Measured history (held-out compsafe sets, phrase judge; untuned: refusal 5.3%, over-refusal 2.1%, ppl 14.08):
+# v1 (161 benign answers, 56 risky-sounding, weight 1, 3 epochs, q/k/v/o r=8): refusal 98.5%, over-refusal 50%
+#     (figurative language, homonyms, safety information: it had learned keywords), ppl 15.48;
+# v2 (risky weight 3): 92.4% / 37.2% / 16.17;  v3 (192 risky-sounding, weight 1.5, 2 epochs): 72.7% / 24.5% / 16.50.
+# Training on the model's own greedy answers sharpens its distribution, which costs perplexity on prose, so v4
+# mixes in plain prose as a language-modelling anchor (``anchor_examples``) and gives the adapter the MLPs too.
+DEMO_RISKY_BENIGN_WEIGHT = 1.0
 TRAIN_DTYPE = "bfloat16"
 Log = Callable[[str], None]
+
+
+def shrink_adapter(path: Path) -> None:
+    """Store the adapter's fp32 LoRA factors in bf16: half the size in the package, and the base it is merged
+    into is bf16 anyway (the merged delta is rounded to bf16 either way)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = {name: t.to(torch.bfloat16) if t.is_floating_point() else t for name, t in load_file(path).items()}
+    save_file(tensors, path, metadata={"format": "pt"})
 
 
 def file_digest(path: Path) -> str:
@@ -101,6 +119,21 @@ def training_examples(
     return examples, digests
 
 
+ANCHOR_FILE = "calibration_text.jsonl"
+
+
+def anchor_examples() -> tuple[list[ChatExample], str]:
+    """The shipped plain-prose passages (calibration text, never evaluation) as raw LM examples, and their digest."""
+    import importlib.resources
+
+    from compsafe.probes.datasets import parse_jsonl
+
+    text = importlib.resources.files("compsafe.data").joinpath(ANCHOR_FILE).read_text(encoding="utf-8")
+    rows = parse_jsonl(text, ANCHOR_FILE)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return [ChatExample("", row["text"], 1.0, raw=True) for row in rows], digest
+
+
 def train_safety_adapter(
     data_dir: Path,
     out_dir: Path,
@@ -108,6 +141,7 @@ def train_safety_adapter(
     base_model: str = BASE_MODEL,
     config: TrainConfig = DEMO_TRAIN_CONFIG,
     risky_benign_weight: float = DEMO_RISKY_BENIGN_WEIGHT,
+    lm_anchor: bool = True,
     log: Log | None = None,
 ) -> dict[str, Any]:
     """Train the safety adapter on ``data_dir``'s two files and save it (PEFT folder + training.json)."""
@@ -117,6 +151,9 @@ def train_safety_adapter(
     from compsafe.models.loading import LoadOptions, load_model
 
     examples, digests = training_examples(data_dir, risky_benign_weight=risky_benign_weight)
+    if lm_anchor:
+        anchors, digests[ANCHOR_FILE] = anchor_examples()
+        examples += anchors
     handle = load_model(base_model, LoadOptions(device="cpu", dtype=TRAIN_DTYPE))
     torch.set_num_threads(max(1, torch.get_num_threads()))
     started = time.perf_counter()
@@ -130,12 +167,14 @@ def train_safety_adapter(
     peft_model.peft_config["default"].base_model_name_or_path = base_model
     out_dir.mkdir(parents=True, exist_ok=True)
     peft_model.save_pretrained(str(out_dir), safe_serialization=True)
+    shrink_adapter(out_dir / "adapter_model.safetensors")
     meta = {
         "base_model": base_model,
         "train_config": config.to_dict(),
         "data_files": digests,
         "n_examples": result.n_examples,
         "risky_benign_weight": risky_benign_weight,
+        "lm_anchor": ANCHOR_FILE if lm_anchor else None,
         "steps": result.steps,
         "train_seconds": round(result.seconds, 1),
         "losses": [round(loss, 5) for loss in result.losses],

@@ -348,11 +348,15 @@ def distill(
 
 
 def distillation_examples(data_dir: Path, safety_weight: float) -> tuple[list[ChatExample], dict[str, str], int]:
-    """The demo training files as examples (safety rows weighted ``safety_weight``), their digests, #safety rows."""
+    """The demo training files as examples (safety rows weighted ``safety_weight``) plus the plain-prose anchor
+    passages (the student must also match the teacher on ordinary text, or its perplexity is lost), their
+    digests, and the number of safety rows."""
     from compsafe.training import safety_data
-    from compsafe.training.align import training_examples
+    from compsafe.training.align import ANCHOR_FILE, anchor_examples, training_examples
 
     examples, digests = training_examples(data_dir, safety_weight=safety_weight)
+    anchors, digests[ANCHOR_FILE] = anchor_examples()
+    examples += anchors
     n_safety = len(safety_data.load_training_rows(data_dir / safety_data.SAFETY_TRAIN_FILE))
     return examples, digests, n_safety
 

@@ -48,6 +48,9 @@ class ChatExample:
     response: str
     weight: float = 1.0
     system: str | None = None
+    # plain text (no chat template), every token scored: language-modelling data mixed in as an anchor that keeps
+    # an adapter from drifting on ordinary prose (InstructGPT's "PTX" term); ``response`` holds the text
+    raw: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,17 @@ def chat_prompt_ids(tokenizer: Any, prompt: str, system: str | None = None) -> l
 
 
 def encode_chat_example(tokenizer: Any, example: ChatExample, max_length: int) -> EncodedExample:
-    """Prompt ids (label ``IGNORE_INDEX``) + reply ids + end-of-turn id (both labelled), cut at ``max_length``."""
+    """Prompt ids (label ``IGNORE_INDEX``) + reply ids + end-of-turn id (both labelled), cut at ``max_length``.
+
+    A ``raw`` example is the tokenized text alone, every token labelled (cut at ``max_length``).
+    """
+    if example.weight < 0 or not math.isfinite(example.weight):
+        raise ConfigError(f"training example {example.prompt[:40]!r} has weight {example.weight}: use a weight >= 0")
+    if example.raw:
+        ids = list(tokenizer(example.response, add_special_tokens=True)["input_ids"])[:max_length]
+        if len(ids) < 2:
+            raise ConfigError(f"raw training text {example.response[:40]!r} is shorter than two tokens")
+        return EncodedExample(ids, list(ids), float(example.weight))
     prompt_ids = chat_prompt_ids(tokenizer, example.prompt, example.system)
     reply_ids = list(tokenizer(example.response, add_special_tokens=False)["input_ids"])
     if tokenizer.eos_token_id is not None:
@@ -169,8 +182,6 @@ def encode_chat_example(tokenizer: Any, example: ChatExample, max_length: int) -
             f"{max_length}: shorten it or raise max_length"
         )
     reply_ids = reply_ids[: max_length - len(prompt_ids)]
-    if example.weight < 0 or not math.isfinite(example.weight):
-        raise ConfigError(f"training example {example.prompt[:40]!r} has weight {example.weight}: use a weight >= 0")
     return EncodedExample(prompt_ids + reply_ids, [IGNORE_INDEX] * len(prompt_ids) + reply_ids, float(example.weight))
 
 
