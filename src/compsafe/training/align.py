@@ -52,6 +52,16 @@ TRAIN_DTYPE = "bfloat16"
 Log = Callable[[str], None]
 
 
+ADAPTER_CARD = """# compsafe-demo safety adapter
+
+A PEFT LoRA adapter for `{base}` (SmolLM2-135M-Instruct), trained by `compsafe align` on compsafe's own data
+(`compsafe/data/safety_train.jsonl`, `benign_train.jsonl`, `calibration_text.jsonl` as a language-modelling
+anchor). It makes the model refuse harmful requests while answering benign ones as before; compsafe merges it
+into the base at load time (`compsafe run --model compsafe-demo`, the default). Licence: Apache-2.0.
+`training.json` records the configuration, the data files' SHA-256, the loss curve and the training time.
+"""
+
+
 def shrink_adapter(path: Path) -> None:
     """Store the adapter's fp32 LoRA factors in bf16: half the size in the package, and the base it is merged
     into is bf16 anyway (the merged delta is rounded to bf16 either way)."""
@@ -168,6 +178,7 @@ def train_safety_adapter(
     out_dir.mkdir(parents=True, exist_ok=True)
     peft_model.save_pretrained(str(out_dir), safe_serialization=True)
     shrink_adapter(out_dir / "adapter_model.safetensors")
+    (out_dir / "README.md").write_text(ADAPTER_CARD.format(base=base_model), encoding="utf-8")  # not peft's card
     meta = {
         "base_model": base_model,
         "train_config": config.to_dict(),
