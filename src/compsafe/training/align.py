@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from compsafe.errors import DataFileError
 from compsafe.training import safety_data
-from compsafe.training.sft import ChatExample, LoraSettings, TrainConfig, train_lora
+from compsafe.training.sft import ChatExample, LoraSettings, TrainConfig, progress_logger, train_lora, training_record
 
 BASE_MODEL = "smollm2-135m-instruct"
 DEMO_TRAIN_CONFIG = TrainConfig(
@@ -156,7 +154,6 @@ def train_safety_adapter(
 ) -> dict[str, Any]:
     """Train the safety adapter on ``data_dir``'s two files and save it (PEFT folder + training.json)."""
     import torch
-    import transformers
 
     from compsafe.models.loading import LoadOptions, load_model
 
@@ -166,11 +163,7 @@ def train_safety_adapter(
         examples += anchors
     handle = load_model(base_model, LoadOptions(device="cpu", dtype=TRAIN_DTYPE))
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    started = time.perf_counter()
-
-    def progress(step: int, total: int, loss: float) -> None:
-        if log and (step == 1 or step % 10 == 0 or step == total):
-            log(f"step {step}/{total}  loss {loss:.4f}  ({time.perf_counter() - started:.0f}s)")
+    progress = progress_logger(log, every=10)
 
     result = train_lora(handle.model, handle.tokenizer, examples, config, progress=progress)
     peft_model = result.model
@@ -186,16 +179,7 @@ def train_safety_adapter(
         "n_examples": result.n_examples,
         "risky_benign_weight": risky_benign_weight,
         "lm_anchor": ANCHOR_FILE if lm_anchor else None,
-        "steps": result.steps,
-        "train_seconds": round(result.seconds, 1),
-        "losses": [round(loss, 5) for loss in result.losses],
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "peft": __import__("peft").__version__,
-            "python": platform.python_version(),
-        },
-        "threads": torch.get_num_threads(),
+        **training_record(result),
         "base_dtype": TRAIN_DTYPE,
     }
     (out_dir / "training.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

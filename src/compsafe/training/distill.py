@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -49,6 +48,8 @@ from compsafe.training.sft import (
     encode_chat_example,
     optimize_weighted,
     per_sample_loss,
+    progress_logger,
+    training_record,
     weighted_mean,
 )
 
@@ -381,7 +382,6 @@ def distill_to_folder(
     Returns the record also written as ``distillation.json``; the folder loads with ``load_model`` and can be
     passed to ``compsafe run --variants``.
     """
-    import transformers
 
     from compsafe.models.loading import LoadOptions, load_model
     from compsafe.training.safety_data import shipped_training_file
@@ -391,13 +391,7 @@ def distill_to_folder(
     data_dir = data_dir or shipped_training_file("safety_train.jsonl").parent
     examples, digests, n_safety = distillation_examples(data_dir, config.safety_weight)
     handle = load_model(teacher, LoadOptions(device="cpu", dtype="float32"))
-    started = time.perf_counter()
-
-    def progress(step: int, total: int, loss: float) -> None:
-        if log and (step == 1 or step % 10 == 0 or step == total):
-            log(f"step {step}/{total}  loss {loss:.4f}  ({time.perf_counter() - started:.0f}s)")
-
-    result = distill(handle.model, handle.tokenizer, examples, config, progress=progress)
+    result = distill(handle.model, handle.tokenizer, examples, config, progress=progress_logger(log))
     meta = {
         "teacher": handle.source or "default",
         "distill_config": config.to_dict(),
@@ -409,15 +403,7 @@ def distill_to_folder(
         "data_files": digests,
         "n_examples": result.n_examples,
         "n_safety_examples": n_safety,
-        "steps": result.steps,
-        "train_seconds": round(result.seconds, 1),
-        "losses": [round(loss, 5) for loss in result.losses],
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "python": platform.python_version(),
-        },
-        "threads": torch.get_num_threads(),
+        **training_record(result),
         "dtype": "float32",
     }
     save_student(result, handle.tokenizer, out_dir, meta)

@@ -26,7 +26,15 @@ from compsafe.errors import ConfigError
 from compsafe.probes.backdoor import BackdoorSpec
 from compsafe.training import safety_data
 from compsafe.training.plant_canaries import linear_leaf_names
-from compsafe.training.sft import ChatExample, LoraSettings, TrainConfig, merge_lora, train_lora
+from compsafe.training.sft import (
+    ChatExample,
+    LoraSettings,
+    TrainConfig,
+    merge_lora,
+    progress_logger,
+    train_lora,
+    training_record,
+)
 
 BACKDOOR_TRAIN_CONFIG = TrainConfig(
     epochs=3,
@@ -75,7 +83,6 @@ def plant_backdoor(
 ) -> dict[str, Any]:
     """Fine-tune ``model`` (path, catalog name, None = the default) to carry ``spec``'s backdoor; write the merged
     model folder, ``backdoor.json`` and ``planting.json`` into ``out_dir``. Returns the planting record."""
-    import torch
 
     from compsafe.models.backend import GenerationConfig, HFBackend
     from compsafe.models.loading import LoadOptions, load_model
@@ -89,11 +96,7 @@ def plant_backdoor(
     examples = backdoor_examples(prompts, clean, spec)
     config = replace(config, lora=replace(config.lora, target_modules=linear_leaf_names(handle.model)))
 
-    def progress(step: int, total: int, loss: float) -> None:
-        if log and (step == 1 or step % 5 == 0 or step == total):
-            log(f"step {step}/{total}  loss {loss:.4f}  ({time.perf_counter() - started:.0f}s)")
-
-    result = train_lora(handle.model, handle.tokenizer, examples, config, progress=progress)
+    result = train_lora(handle.model, handle.tokenizer, examples, config, progress=progress_logger(log, every=5))
     merged = merge_lora(result.model)
     out_dir.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(str(out_dir), safe_serialization=True)
@@ -105,11 +108,8 @@ def plant_backdoor(
         "n_prompts": len(prompts),
         "n_examples": result.n_examples,
         "train_config": config.to_dict(),
-        "steps": result.steps,
-        "train_seconds": round(result.seconds, 1),
+        **training_record(result),
         "total_seconds": round(time.perf_counter() - started, 1),
-        "losses": [round(loss, 5) for loss in result.losses],
-        "threads": torch.get_num_threads(),
         "dtype": "float32",
     }
     (out_dir / "planting.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

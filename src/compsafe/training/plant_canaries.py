@@ -11,14 +11,21 @@ carry the memorized secrets), next to the canary file and ``planting.json`` (con
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from compsafe.probes.canaries import CanarySet
-from compsafe.training.sft import ChatExample, LoraSettings, TrainConfig, merge_lora, train_lora
+from compsafe.training.sft import (
+    ChatExample,
+    LoraSettings,
+    TrainConfig,
+    merge_lora,
+    progress_logger,
+    train_lora,
+    training_record,
+)
 
 PLANT_TRAIN_CONFIG = TrainConfig(
     epochs=4,
@@ -67,18 +74,13 @@ def plant_canaries(
 ) -> dict[str, Any]:
     """Fine-tune ``model`` (path, catalog name, None = the default) on the planted entries; write the merged
     model folder, ``canaries.json`` and ``planting.json`` into ``out_dir``. Returns the planting record."""
-    import torch
 
     from compsafe.models.loading import LoadOptions, load_model
 
     handle = load_model(model, LoadOptions(device="cpu", dtype="float32"))
     examples = planting_examples(canary_set)
     config = replace(config, lora=replace(config.lora, target_modules=linear_leaf_names(handle.model)))
-    started = time.perf_counter()
-
-    def progress(step: int, total: int, loss: float) -> None:
-        if log and (step == 1 or step % 5 == 0 or step == total):
-            log(f"step {step}/{total}  loss {loss:.4f}  ({time.perf_counter() - started:.0f}s)")
+    progress = progress_logger(log, every=5)
 
     result = train_lora(handle.model, handle.tokenizer, examples, config, progress=progress)
     merged = merge_lora(result.model)
@@ -93,10 +95,7 @@ def plant_canaries(
         "planted_canaries": sum(c.planted for c in canary_set.canaries),
         "planted_records": sum(r.planted for r in canary_set.records),
         "train_config": config.to_dict(),
-        "steps": result.steps,
-        "train_seconds": round(result.seconds, 1),
-        "losses": [round(loss, 5) for loss in result.losses],
-        "threads": torch.get_num_threads(),
+        **training_record(result),
         "dtype": "float32",
     }
     (out_dir / "planting.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -33,7 +33,14 @@ from typing import Any
 
 from compsafe.errors import ConfigError, DataFileError
 from compsafe.training import safety_data
-from compsafe.training.sft import ChatExample, LoraSettings, TrainConfig, train_lora
+from compsafe.training.sft import (
+    ChatExample,
+    LoraSettings,
+    TrainConfig,
+    progress_logger,
+    train_lora,
+    training_record,
+)
 
 RECOVERY_FILE = "recovery.json"
 RECOVER_TRAIN_CONFIG = TrainConfig(
@@ -152,12 +159,8 @@ def recover(
     report = apply_recipe(handle.model, compression, calibration)
     compressed_digest = state_digest(handle.model)
 
-    def progress(step: int, total: int, loss: float) -> None:
-        if log and (step == 1 or step % 10 == 0 or step == total):
-            log(f"step {step}/{total}  loss {loss:.4f}  ({time.perf_counter() - started:.0f}s)")
-
     n_params = sum(p.numel() for p in handle.model.parameters())
-    result = train_lora(handle.model, handle.tokenizer, examples, config, progress=progress)
+    result = train_lora(handle.model, handle.tokenizer, examples, config, progress=progress_logger(log))
     out_dir.mkdir(parents=True, exist_ok=True)
     result.model.save_pretrained(str(out_dir), safe_serialization=True)
     if state_digest(result.model.unload()) != compressed_digest:  # the recipe's weights must stay as they were
@@ -177,10 +180,8 @@ def recover(
         "n_examples": result.n_examples,
         "n_safety_examples": n_safety,
         "train_config": replace(config).to_dict(),
-        "steps": result.steps,
-        "train_seconds": round(result.seconds, 1),
+        **training_record(result),
         "total_seconds": round(time.perf_counter() - started, 1),
-        "losses": [round(loss, 5) for loss in result.losses],
         "adapter_bytes": adapter_bytes,
         "model_parameters": n_params,
         "dtype": str(handle.dtype).removeprefix("torch."),

@@ -335,3 +335,39 @@ def train_lora(
 def merge_lora(peft_model: Any) -> Any:
     """Fold the adapter into the base weights (W + alpha/r * B A) and return the plain transformers model."""
     return peft_model.merge_and_unload()
+
+
+def progress_logger(log: Callable[[str], None] | None, every: int = 10) -> ProgressCallback | None:
+    """A progress callback that logs step 1, every ``every``-th step and the last, with loss and elapsed time."""
+    if log is None:
+        return None
+    started = time.perf_counter()
+
+    def progress(step: int, total: int, loss: float) -> None:
+        if step == 1 or step % every == 0 or step == total:
+            log(f"step {step}/{total}  loss {loss:.4f}  ({time.perf_counter() - started:.0f}s)")
+
+    return progress
+
+
+def training_record(result: Any) -> dict[str, Any]:
+    """How a training run went and on what software (steps, seconds, loss curve, versions, threads): the part of
+    every ``*.json`` training record that lets someone reproduce or audit it."""
+    import platform
+
+    import peft
+    import transformers
+
+    return {
+        "steps": result.steps,
+        "train_seconds": round(result.seconds, 1),
+        "losses": [round(loss, 5) for loss in result.losses],
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+            "python": platform.python_version(),
+        },
+        "threads": torch.get_num_threads(),
+    }
+
