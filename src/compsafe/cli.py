@@ -651,9 +651,12 @@ def sensitivity(
     console.print(table)
     validation = scan.get("fast_signal_validation") or {}
     if validation:
+        def rho(value: float | None) -> str:  # None: one side is constant across the variants (no ranking)
+            return "undefined (constant)" if value is None else f"{value:+.3f}"
+
         console.print(
             f"fast signal vs judged refusal across {validation.get('n_variants')} per-block variants: Spearman "
-            f"margin {validation.get('spearman_margin')}, fast rate {validation.get('spearman_fast_rate')}",
+            f"margin {rho(validation.get('spearman_margin'))}, fast rate {rho(validation.get('spearman_fast_rate'))}",
             highlight=False,
         )
     if "heads" in result:
