@@ -79,7 +79,7 @@ def shipped_passages(limit: int | None = None) -> list[str]:
 
 @torch.inference_mode()
 def cached_refusal_margins(backend: HFBackend, prompts: Sequence[str], batch_size: int = 8) -> list[float]:
-    """``probes.refusal_signal.refusal_margins`` with the prompt encoded once and shared by all six openings.
+    """``probes.refusal_signal.refusal_margins`` with the prompt encoded once and shared by all the openings.
 
     Why: a scan evaluates the margin hundreds of times; the chat-formatted prompt (~45 tokens) is 5-8x longer
     than an opening, so scoring the openings on the prompt's KV cache (and computing logits only where a token is
