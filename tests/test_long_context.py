@@ -50,9 +50,13 @@ def test_prompt_hits_target_length_and_needle_position(tiny_handle):
         return len(backend.tokenizer(backend.format_chat(user) + ANSWER_PREFIX, add_special_tokens=False)["input_ids"])
 
     for item in probe.items:
-        user, depth = build_prompt(count, 256, item.data["position"], item.data["passkey"], 0)
-        assert 200 <= count(user) <= 256
+        user, depth = build_prompt(count, 512, item.data["position"], item.data["passkey"], 0,
+                                   decoys=item.data["distractors"])  # 512: room for filler around 3 decoys
+        assert 440 <= count(user) <= 512
         assert user.count(item.data["passkey"]) == 2
+        decoys = item.data["distractors"][:3]  # planted as other codes; the rest never appear
+        assert all(user.count(f"The locker code is {d}.") == 1 for d in decoys)
+        assert not any(d in user for d in item.data["distractors"][3:])
         if item.data["position"] != "middle":  # (the tiny tokenizer leaves room for only a few filler sentences)
             assert depth == {"start": 0.0, "end": 1.0}[item.data["position"]]
         else:

@@ -14,7 +14,8 @@ is" and the backend scores " <key>" for the true key and the distractors with on
 * ``correct`` (headline ``accuracy``): every token of the true key is the argmax given the prompt, i.e.
   exactly what greedy decoding would write; chance is ~1e-5. One context pass instead of prefill + decode.
 * ``choice_correct`` (``choice_accuracy``): the true key outranks the 9 distractors (chance 10%); a softer
-  signal that still moves when exact retrieval is already lost.
+  signal that still moves when exact retrieval is already lost. Three of the distractors are planted in the
+  haystack as decoys ("The locker code is <key>."), so copying any in-context number does not win.
 * ``passkey_logprob``: log P(true key), a graded signal for paired deltas.
 
 Lengths: 256, 512, 1024, 2048, 4096, 8192, kept up to ``max_length`` (default **2048**, because one CPU
@@ -49,6 +50,11 @@ INTRO = (
 QUESTION = "What is the pass key?"
 ANSWER_PREFIX = "The pass key is"
 NEEDLE = "The pass key is {key}. Remember it. {key} is the pass key."
+# Decoys: the first distractor keys also appear in the haystack, as other 5-digit codes, so the 10-way choice
+# tests retrieving *the pass key* rather than copying any number seen in context (without them every model,
+# even a 50%-pruned one with perplexity x38, chose the true key 100% of the time).
+DECOY = "The locker code is {key}."
+DECOY_DEPTHS: tuple[float, ...] = (0.2, 0.45, 0.8)
 ANSWER_RESERVE = 8  # tokens kept free for the scored key after the prompt
 
 
@@ -94,18 +100,30 @@ def haystack_sentences() -> tuple[str, ...]:
 
 
 def build_prompt(
-    count_tokens: Any, length: int, position: str, passkey: str, filler_offset: int
+    count_tokens: Any,
+    length: int,
+    position: str,
+    passkey: str,
+    filler_offset: int,
+    decoys: Sequence[str] = (),
 ) -> tuple[str, float]:
     """User message whose chat-formatted prompt is about ``length`` tokens; returns it and the needle depth.
 
     ``count_tokens(text) -> int`` measures the whole prompt (chat template included) the way it will be scored;
-    filler sentences are added until the budget is reached, then the needle goes in at ``POSITIONS[position]``.
+    filler sentences are added until the budget is reached, then the needle goes in at ``POSITIONS[position]``
+    and each decoy key (at most ``len(DECOY_DEPTHS)``) at its depth in ``DECOY_DEPTHS``.
     """
     sentences = haystack_sentences()
     needle = NEEDLE.format(key=passkey)
+    decoy_lines = [DECOY.format(key=key) for key in decoys[: len(DECOY_DEPTHS)]]
 
     def render(filler: list[str], at: int) -> str:
-        body = filler[:at] + [needle] + filler[at:]
+        inserts = [(at, 0, needle)] + [
+            (int(depth * len(filler) + 0.5), 1, line) for depth, line in zip(DECOY_DEPTHS, decoy_lines, strict=False)
+        ]
+        body = list(filler)
+        for index, _, line in sorted(inserts, reverse=True):  # from the back, so earlier indices stay valid
+            body.insert(index, line)
         return f"{INTRO}\n\n{' '.join(body)}\n\n{QUESTION}"
 
     budget = length - ANSWER_RESERVE
@@ -152,7 +170,7 @@ class LongContextProbe(Probe):
     )
     outcome: ClassVar[str] = "retrieval"
     headline_metric: ClassVar[str] = "accuracy"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: decoy keys in the haystack
     sources: ClassVar[dict[str, DatasetSource]] = {
         "compsafe": DatasetSource(
             "compsafe",
@@ -198,7 +216,7 @@ class LongContextProbe(Probe):
                 yield [record]
                 continue
             user, depth = build_prompt(count_tokens, data["length"], data["position"], data["passkey"],
-                                       data["filler_offset"])
+                                       data["filler_offset"], decoys=data["distractors"])
             keys = [data["passkey"], *data["distractors"]]
             scores = backend.shared_context_loglikelihood(full_prompt(user), [f" {k}" for k in keys],
                                                           chat_formatted=chat)
