@@ -34,6 +34,7 @@ from compsafe.compress.accounting import (
 from compsafe.compress.base import CompressionConfig, CompressionReport, LayerReport
 from compsafe.compress.registry import METHODS
 from compsafe.compress.selection import Cut, cut_mask, find_cut
+from compsafe.compress.sparsity import check_whole_percent
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
 
@@ -52,9 +53,7 @@ class MagnitudeConfig(CompressionConfig):
     include_lm_head: bool = False
 
     def __post_init__(self) -> None:
-        percent = self.sparsity * 100
-        if not 0 < self.sparsity < 1 or abs(percent - round(percent)) > 1e-6:
-            raise RecipeError(f"sparsity {self.sparsity!r} must be a whole percent from 1 to 99, e.g. mag-50")
+        check_whole_percent(self.sparsity, "mag-50")
         if self.scope not in ("layer", "global"):
             raise RecipeError(f"scope {self.scope!r} must be 'layer' or 'global'")
 

@@ -48,6 +48,7 @@ from compsafe.compress.hessian import dead_columns, inverse_cholesky, output_err
 from compsafe.compress.magnitude import NMConfig
 from compsafe.compress.registry import METHODS
 from compsafe.compress.sequential import LinearInputs, compress_sequentially
+from compsafe.compress.sparsity import pruning_recipe, pruning_sparsity
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
 
@@ -75,16 +76,7 @@ class SparseGPTConfig(CompressionConfig):
     def __post_init__(self) -> None:
         if not 0 <= self.percdamp <= 1:
             raise RecipeError(f"damping {self.percdamp!r} must be a fraction of mean(diag(H)) in [0, 1], e.g. 0.01")
-        if (self.n is None) != (self.m is None):
-            raise RecipeError("sparsegpt N:M needs both n and m (e.g. 2:4-sparsegpt)")
-        if self.n is not None and self.m is not None:
-            if not 1 <= self.n < self.m:
-                raise RecipeError(f"{self.n}:{self.m}-sparsegpt: need 1 <= n < m (e.g. 2:4-sparsegpt)")
-            object.__setattr__(self, "sparsity", 1 - self.n / self.m)
-            return
-        percent = self.sparsity * 100
-        if not 0 < self.sparsity < 1 or abs(percent - round(percent)) > 1e-6:
-            raise RecipeError(f"sparsity {self.sparsity!r} must be a whole percent from 1 to 99, e.g. sparsegpt-50")
+        object.__setattr__(self, "sparsity", pruning_sparsity("sparsegpt", self.sparsity, self.n, self.m))
 
     @property
     def structured(self) -> bool:
@@ -94,9 +86,7 @@ class SparseGPTConfig(CompressionConfig):
     def recipe(self) -> str:
         damp = "" if self.percdamp == DEFAULT_PERCDAMP else f"-damp{self.percdamp:g}"
         head = "-head" if self.include_lm_head else ""
-        if self.structured:
-            return f"{self.n}:{self.m}-sparsegpt{damp}{head}"
-        return f"sparsegpt-{round(self.sparsity * 100)}{damp}{head}"
+        return pruning_recipe("sparsegpt", self.sparsity, self.n, self.m, damp + head)
 
 
 @dataclass

@@ -47,6 +47,7 @@ from compsafe.compress.calibration import CalibrationSet
 from compsafe.compress.magnitude import NMConfig, nm_keep_mask
 from compsafe.compress.registry import METHODS
 from compsafe.compress.sequential import LinearInputs, compress_sequentially
+from compsafe.compress.sparsity import pruning_recipe, pruning_sparsity
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
 
@@ -66,16 +67,7 @@ class WandaConfig(CompressionConfig):
     include_lm_head: bool = False
 
     def __post_init__(self) -> None:
-        if (self.n is None) != (self.m is None):
-            raise RecipeError("wanda N:M needs both n and m (e.g. 2:4-wanda)")
-        if self.n is not None and self.m is not None:
-            if not 1 <= self.n < self.m:
-                raise RecipeError(f"{self.n}:{self.m}-wanda: need 1 <= n < m (e.g. 2:4-wanda)")
-            object.__setattr__(self, "sparsity", 1 - self.n / self.m)
-            return
-        percent = self.sparsity * 100
-        if not 0 < self.sparsity < 1 or abs(percent - round(percent)) > 1e-6:
-            raise RecipeError(f"sparsity {self.sparsity!r} must be a whole percent from 1 to 99, e.g. wanda-50")
+        object.__setattr__(self, "sparsity", pruning_sparsity("wanda", self.sparsity, self.n, self.m))
 
     @property
     def structured(self) -> bool:
@@ -83,10 +75,7 @@ class WandaConfig(CompressionConfig):
 
     @property
     def recipe(self) -> str:
-        head = "-head" if self.include_lm_head else ""
-        if self.structured:
-            return f"{self.n}:{self.m}-wanda{head}"
-        return f"wanda-{round(self.sparsity * 100)}{head}"
+        return pruning_recipe("wanda", self.sparsity, self.n, self.m, "-head" if self.include_lm_head else "")
 
 
 def wanda_scores(weight: torch.Tensor, sq_norm: torch.Tensor) -> torch.Tensor:
