@@ -684,7 +684,12 @@ def mitigate(
     max_refusal_drop: float = typer.Option(0.02, "--max-refusal-drop", help="Tolerated refusal-rate loss vs base."),
     budget_bits: float = typer.Option(None, "--budget-bits", help="Never exceed this many bits per weight."),
     keep_mode: str = typer.Option("keep8", "--keep-mode", help="keep8 (kept blocks at int8) or keep (at 16 bits)."),
-    signal: str = typer.Option("fast", "--signal", help="Search on the fast margin rate or the judged rate."),
+    signal: str = typer.Option(
+        "judged",
+        "--signal",
+        help="Search on the judged refusal rate (default) or on the cheaper fast margin rate (a proxy: on "
+        "compsafe-demo int4 it met its tolerance while judged refusals stayed at 39%; docs/sensitivity.md).",
+    ),
     prompts: int = typer.Option(0, "--prompts", help="Prompts per split (0: all, 66 validation + 66 held-out)."),
     passages: int = typer.Option(4, "--passages", help="Shipped passages for perplexity."),
     calibration_samples: int = typer.Option(16, "--calibration-samples", help="Windows for calibrated methods."),
