@@ -52,6 +52,17 @@ def fail(exc: CompsafeError) -> None:
     raise typer.Exit(code=2)
 
 
+def _log_step(message: str) -> None:
+    """One dimmed progress line of a training command (align, recover, distill, plant-*)."""
+    console.print(f"[dim]·[/] {message}", highlight=False)
+
+
+def _trained(out: Path, meta: dict) -> str:
+    """The first line every training command prints: where it wrote, steps, time and final loss."""
+    steps, seconds, loss = meta["steps"], meta["train_seconds"], meta["losses"][-1]
+    return f"wrote {out}  ·  {steps} steps in {seconds:.0f}s  ·  final loss {loss:.3f}"
+
+
 def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -312,9 +323,7 @@ def align(
     if seed is not None:
         config = replace(config, seed=seed)
 
-    def log(message: str) -> None:
-        console.print(f"[dim]·[/] {message}", highlight=False)
-
+    log = _log_step
     try:
         if build_data:
             counts = alignment.build_training_data(data_dir, log=log)
@@ -324,8 +333,7 @@ def align(
         fail(exc)
         return
     console.print(
-        f"wrote {out}  ·  {meta['steps']} steps in {meta['train_seconds']:.0f}s  ·  final loss {meta['losses'][-1]:.3f}"
-        "  (the catalog re-merges compsafe-demo on next use when this is the shipped adapter)",
+        _trained(out, meta) + "  (the catalog re-merges compsafe-demo on next use when this is the shipped adapter)",
         highlight=False,
     )
 
@@ -352,14 +360,13 @@ def plant_canaries(
         else:
             canary_set = load_canary_set(canaries or shipped_canary_path())
         config = PLANT_TRAIN_CONFIG if epochs is None else replace(PLANT_TRAIN_CONFIG, epochs=epochs)
-        meta = plant(model, out, canary_set, config=config,
-                     log=lambda m: console.print(f"[dim]·[/] {m}", highlight=False))
+        meta = plant(model, out, canary_set, config=config, log=_log_step)
     except CompsafeError as exc:
         fail(exc)
         return
     console.print(
-        f"wrote {out}  ·  {meta['steps']} steps in {meta['train_seconds']:.0f}s  ·  final loss {meta['losses'][-1]:.3f}"
-        f"\nmeasure it: compsafe run --model {out} --variants int4-g128,mag-50 --probes privacy:{out}/canaries.json",
+        _trained(out, meta)
+        + f"\nmeasure it: compsafe run --model {out} --variants int4-g128,mag-50 --probes privacy:{out}/canaries.json",
         highlight=False,
     )
 
@@ -417,11 +424,10 @@ def recover(
             safety_weight=safety_weight,
             config=config,
             dtype=dtype,
-            log=lambda m: console.print(f"[dim]·[/] {m}", highlight=False),
+            log=_log_step,
         )
         console.print(
-            f"wrote {out}  ·  {meta['steps']} steps in {meta['train_seconds']:.0f}s  ·  final loss "
-            f"{meta['losses'][-1]:.3f}  ·  adapter {meta['adapter_bytes'] / 2**20:.1f} MiB",
+            _trained(out, meta) + f"  ·  adapter {meta['adapter_bytes'] / 2**20:.1f} MiB",
             highlight=False,
         )
         if not evaluate:
@@ -460,14 +466,13 @@ def plant_backdoor(
         if epochs is not None and epochs < 1:
             raise ConfigError(f"--epochs {epochs}: use at least 1")
         config = BACKDOOR_TRAIN_CONFIG if epochs is None else replace(BACKDOOR_TRAIN_CONFIG, epochs=epochs)
-        meta = plant(model, out, spec, n_prompts=prompts or DEFAULT_N_PROMPTS, config=config,
-                     log=lambda m: console.print(f"[dim]·[/] {m}", highlight=False))
+        meta = plant(model, out, spec, n_prompts=prompts or DEFAULT_N_PROMPTS, config=config, log=_log_step)
     except CompsafeError as exc:
         fail(exc)
         return
     console.print(
-        f"wrote {out}  ·  {meta['steps']} steps in {meta['train_seconds']:.0f}s  ·  final loss {meta['losses'][-1]:.3f}"
-        f"\nmeasure it: compsafe run --model {out} --variants int4-g128,mag-50 --probes backdoor:{out}/backdoor.json",
+        _trained(out, meta)
+        + f"\nmeasure it: compsafe run --model {out} --variants int4-g128,mag-50 --probes backdoor:{out}/backdoor.json",
         highlight=False,
     )
 
@@ -498,8 +503,7 @@ def distill(
                "epochs": epochs, "learning_rate": lr, "temperature": temperature, "alpha": alpha, "seed": seed}
     try:
         config = DistillConfig(**{name: value for name, value in options.items() if value is not None})
-        meta = distill_to_folder(model, out, config, data_dir,
-                                 log=lambda m: console.print(f"[dim]·[/] {m}", highlight=False))
+        meta = distill_to_folder(model, out, config, data_dir, log=_log_step)
     except CompsafeError as exc:
         fail(exc)
         return

@@ -18,21 +18,18 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from compsafe.errors import ConfigError
 from compsafe.probes.backdoor import BackdoorSpec
 from compsafe.training import safety_data
-from compsafe.training.plant_canaries import linear_leaf_names
+from compsafe.training.plant_canaries import plant_by_fine_tune
 from compsafe.training.sft import (
     ChatExample,
     LoraSettings,
     TrainConfig,
-    merge_lora,
-    progress_logger,
-    train_lora,
     training_record,
 )
 
@@ -93,14 +90,7 @@ def plant_backdoor(
         log(f"generating the model's own clean answers to {len(prompts)} planting prompts (greedy)")
     started = time.perf_counter()
     clean = HFBackend(handle).generate(prompts, GenerationConfig(max_new_tokens=CLEAN_MAX_NEW_TOKENS))
-    examples = backdoor_examples(prompts, clean, spec)
-    config = replace(config, lora=replace(config.lora, target_modules=linear_leaf_names(handle.model)))
-
-    result = train_lora(handle.model, handle.tokenizer, examples, config, progress=progress_logger(log, every=5))
-    merged = merge_lora(result.model)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(str(out_dir), safe_serialization=True)
-    handle.tokenizer.save_pretrained(str(out_dir))
+    result, config = plant_by_fine_tune(handle, backdoor_examples(prompts, clean, spec), config, out_dir, log)
     spec.save(out_dir / "backdoor.json")
     meta = {
         "source_model": handle.source or "default",

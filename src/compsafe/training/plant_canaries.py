@@ -21,6 +21,7 @@ from compsafe.training.sft import (
     ChatExample,
     LoraSettings,
     TrainConfig,
+    TrainResult,
     merge_lora,
     progress_logger,
     train_lora,
@@ -64,6 +65,24 @@ def linear_leaf_names(model: Any) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def plant_by_fine_tune(
+    handle: Any, examples: list[ChatExample], config: TrainConfig, out_dir: Path, log: Log | None
+) -> tuple[TrainResult, TrainConfig]:
+    """Train LoRA on every Linear layer (``config``'s targets replaced), merge it, save the model folder.
+
+    What every planting shares (canaries, backdoors): the planted behaviour must reach all weights a
+    compression method touches, and the result is a plain model folder that ``compsafe run --model`` loads.
+    Returns the training result and the config as actually used (for the planting record).
+    """
+    config = replace(config, lora=replace(config.lora, target_modules=linear_leaf_names(handle.model)))
+    result = train_lora(handle.model, handle.tokenizer, examples, config, progress=progress_logger(log, every=5))
+    merged = merge_lora(result.model)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(str(out_dir), safe_serialization=True)
+    handle.tokenizer.save_pretrained(str(out_dir))
+    return result, config
+
+
 def plant_canaries(
     model: str | None,
     out_dir: Path,
@@ -78,15 +97,7 @@ def plant_canaries(
     from compsafe.models.loading import LoadOptions, load_model
 
     handle = load_model(model, LoadOptions(device="cpu", dtype="float32"))
-    examples = planting_examples(canary_set)
-    config = replace(config, lora=replace(config.lora, target_modules=linear_leaf_names(handle.model)))
-    progress = progress_logger(log, every=5)
-
-    result = train_lora(handle.model, handle.tokenizer, examples, config, progress=progress)
-    merged = merge_lora(result.model)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(str(out_dir), safe_serialization=True)
-    handle.tokenizer.save_pretrained(str(out_dir))
+    result, config = plant_by_fine_tune(handle, planting_examples(canary_set), config, out_dir, log)
     canary_set.save(out_dir / "canaries.json")
     meta = {
         "source_model": handle.source or "default",
