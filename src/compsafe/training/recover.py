@@ -27,7 +27,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +103,10 @@ def recovery_examples(
         answers = generate([r["prompt"] for r, _ in rows])
     else:
         answers = [r["response"] for r, _ in rows]
-    examples = [
-        ChatExample(r["prompt"], answer, weight) for (r, weight), answer in zip(rows, answers, strict=True)
-        if answer.strip()  # an empty greedy answer (EOS first) has no tokens to learn
-    ]
-    return examples, sum(1 for e in examples if e.weight == safety_weight and safety_weight != 1.0)
+    kept = [(i, row, weight, answer) for i, ((row, weight), answer) in enumerate(zip(rows, answers, strict=True))
+            if answer.strip()]  # an empty greedy answer (EOS first) has no tokens to learn
+    n_safety = sum(1 for i, *_ in kept if i < len(harmful))  # the harmful rows come first
+    return [ChatExample(row["prompt"], answer, weight) for _, row, weight, answer in kept], n_safety
 
 
 def recover(
@@ -179,7 +178,7 @@ def recover(
         "safety_weight": safety_weight,
         "n_examples": result.n_examples,
         "n_safety_examples": n_safety,
-        "train_config": replace(config).to_dict(),
+        "train_config": config.to_dict(),
         **training_record(result),
         "total_seconds": round(time.perf_counter() - started, 1),
         "adapter_bytes": adapter_bytes,
