@@ -8,10 +8,14 @@ import math
 import pytest
 import torch
 
+from compsafe.analysis.compare import compare_probe
 from compsafe.judges import get_judge
+from compsafe.metrics import declaration_problems, metric_value, numeric_keys
 from compsafe.models import GenerationConfig, HFBackend
 from compsafe.probes import PROBES, Item, ProbeContext, build_probe
+from compsafe.probes.declarations import find
 from compsafe.probes.mcqa import format_question
+from compsafe.summary import json_safe, parse_summary
 
 EXPECTED_PROBES = {"refusal", "over_refusal", "perplexity", "mcqa"}
 GENERATION = GenerationConfig(max_new_tokens=8)
@@ -72,6 +76,60 @@ def test_probe_contract(name, tiny_handle):
         assert set(artifacts) == {i.id for i in probe.items}
     else:
         assert artifacts == {}
+    check_declarations_end_to_end(probe, records, summary)
+
+
+def check_declarations_end_to_end(probe, records, summary) -> None:
+    """The probe's metric declarations against what it really writes: every number it writes is declared,
+    every declared number is written (or optional), every declared paired interval/test/value exists in its
+    comparator's output, and every declared name reads back through compsafe.metrics."""
+    assert declaration_problems(type(probe)) == []
+    undeclared = [key for key in numeric_keys(summary) if find(probe.metrics, key) is None]
+    assert undeclared == [], f"{probe.name} writes numbers it does not declare: {undeclared}"
+    comparison = compare_probe(probe.outcome, records, records, n_resamples=50)
+    for metric in probe.metrics:
+        if metric.pattern or metric.optional:
+            continue
+        value = (comparison if metric.in_comparison else summary).get(metric.key)
+        value = value.get("estimate") if isinstance(value, dict) else value  # an interval reads as its estimate
+        assert isinstance(value, int | float), f"{probe.name}.{metric.key} is declared, not written"
+    for metric in probe.metrics:
+        for path in filter(None, (metric.change, metric.test)):
+            entry = comparison
+            for key in path.split("."):
+                entry = entry.get(key) if isinstance(entry, dict) else None
+            present = isinstance(entry, dict) and ("estimate" in entry or "p_value" in entry)
+            assert present or metric.optional, f"{probe.name}.{metric.key}: comparison has no {path!r}"
+        for key in metric.paired or ():
+            assert isinstance(comparison.get(key), int | float), f"{probe.name}.{metric.key}: no paired {key!r}"
+    run = parse_summary(json_safe({  # as the runner writes it: NaN (nothing to average) becomes null
+        "probes": {probe.name: {"outcome": probe.outcome, "headline_metric": probe.headline_metric}},
+        "metrics": {"base": {probe.name: summary}, "v": {probe.name: summary}},
+        "comparisons": {"v": {"probes": {probe.name: comparison}}},
+    }))
+    for key in numeric_keys(summary):
+        if summary_value(summary, key) is not None and math.isfinite(summary_value(summary, key)):
+            assert metric_value(run, "v", f"{probe.name}.{key}") is not None, f"{probe.name}.{key} does not read back"
+
+
+def summary_value(summary, key):
+    for part in key.split("."):
+        summary = summary.get(part) if isinstance(summary, dict) else None
+    return summary
+
+
+def test_a_probe_without_a_comparator_or_declarations_fails_the_contract():
+    class Orphan:
+        name = "orphan"
+        outcome = "no-such-outcome"
+        headline_metric = "score"
+        metrics = ()
+
+    problems = declaration_problems(Orphan)
+    assert any("no comparator" in p for p in problems)
+    assert any("headline metric 'score' is not declared" in p for p in problems)
+    Orphan.metrics = None
+    assert any("must be a tuple" in p for p in declaration_problems(Orphan))
 
 
 @pytest.mark.parametrize(("name", "judged"),

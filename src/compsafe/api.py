@@ -69,7 +69,7 @@ def report(run_dir: str | Path) -> tuple[Path, Path]:
 def gate(run_dir: str | Path, policy: str | Path | None = None) -> Any:
     """Evaluate a gate policy (default: the run's profile policy, else the shipped default) -> GateResult."""
     from compsafe.gate import evaluate_policy, load_policy, policy_for_run
-    from compsafe.report.metrics import load_summary
+    from compsafe.summary import load_summary
 
     summary = load_summary(Path(run_dir))
     return evaluate_policy(summary, load_policy(Path(policy)) if policy is not None else policy_for_run(summary))

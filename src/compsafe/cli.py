@@ -831,22 +831,28 @@ def gate(
         None, "--policy", help="Policy YAML (default: the run's profile policy, else the shipped default)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON instead of the summary."),
+    allow_insufficient: bool = typer.Option(
+        None,
+        "--allow-insufficient/--no-allow-insufficient",
+        help="Let rules the sample cannot decide pass (default: the policy's allow_insufficient_evidence, false).",
+    ),
 ) -> None:
-    """Check a run against a deployment policy: exit 0 pass, 1 fail, 2 error."""
+    """Check a run against a deployment policy: exit 0 pass, 1 fail, 2 error. Fails closed (docs/gates.md)."""
     import json
 
     from compsafe.gate import evaluate_policy, load_policy, policy_for_run
-    from compsafe.report.metrics import load_summary
     from compsafe.report.views import print_gate
+    from compsafe.summary import load_summary
 
     try:
         summary = load_summary(run_dir)
-        result = evaluate_policy(summary, load_policy(policy) if policy is not None else policy_for_run(summary))
+        chosen = load_policy(policy) if policy is not None else policy_for_run(summary)
+        result = evaluate_policy(summary, chosen, allow_insufficient=allow_insufficient)
     except CompsafeError as exc:
         fail(exc)
         return
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
     else:
         print_gate(result, console)
     raise typer.Exit(code=0 if result.passed else 1)
@@ -901,8 +907,8 @@ def compare(
     import json
 
     from compsafe.report.compare_runs import compare_runs
-    from compsafe.report.metrics import load_summary
     from compsafe.report.views import print_compare
+    from compsafe.summary import load_summary
 
     try:
         result = compare_runs(load_summary(run_a), load_summary(run_b))

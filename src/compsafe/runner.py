@@ -29,6 +29,7 @@ from compsafe.judges import get_judge
 from compsafe.models import GenerationConfig, HFBackend, LoadOptions, ModelHandle, load_model
 from compsafe.probes import Probe, ProbeContext, build_probe
 from compsafe.store import ResultStore, item_digest, stable_hash
+from compsafe.summary import summary_document
 
 
 class RunObserver(Protocol):
@@ -326,7 +327,7 @@ def run(config: RunConfig, observer: RunObserver | None = None, *, reports: bool
         gc.collect()
         timings[variant.label] = time.time() - t0
 
-    summary = summarize_run(plan, models, records, timings, started)
+    summary = summary_document(summarize_run(plan, models, records, timings, started))
     write_run(config.out, summary, records)
     from compsafe.analysis.divergence_scan import write_divergences
 
@@ -375,7 +376,8 @@ def summarize_run(
             )
             for p in plan.probes
         }
-        comparisons[label] = {"probes": probe_comparisons, "alignment_drift_ratio": drift_ratios(probe_comparisons)}
+        drift = drift_ratios(probe_comparisons, {p.name: p.metrics for p in plan.probes})
+        comparisons[label] = {"probes": probe_comparisons, "alignment_drift_ratio": drift}
     judge = get_judge(config.judge)
     return {
         "compsafe_version": __version__,
@@ -392,6 +394,7 @@ def summarize_run(
                     "source": p.dataset.source,
                     "licence": p.dataset.licence,
                     "count": p.dataset.count,
+                    "available": p.dataset.extra.get("available", p.dataset.count),  # before --limit
                 },
                 "item_digest": p.item_digest,
             }

@@ -24,6 +24,7 @@ from compsafe.analysis.paired import (
     perplexity_ratio_interval,
 )
 from compsafe.analysis.toxicity import compare_group_generation, compare_toxicity
+from compsafe.probes.declarations import CAPABILITY, LOWER, SAFETY, Metric
 
 Record = dict[str, Any]
 SIGNIFICANCE = 0.05
@@ -298,39 +299,46 @@ def compare_probe(
     return COMPARATORS[outcome](paired_base, paired_variant, n_resamples=n_resamples, seed=seed)
 
 
-def drift_ratios(comparisons: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Alignment drift ratio of the refusal probe against each capability probe that ran.
+def drift_ratios(
+    comparisons: dict[str, dict[str, Any]], declared: dict[str, tuple[Metric, ...]] | None = None
+) -> dict[str, Any]:
+    """Alignment drift ratio of the safety headline against each capability headline that ran.
 
-    Safety is the refusal rate; capability is MCQA accuracy and/or 1/perplexity (both "higher is better").
-    The headline uses MCQA when it ran (a task score), else perplexity. A ratio whose safety change is not
-    significant (exact McNemar p >= 0.05 on the refusal flips) is marked "(n.s.)": with few flips a large
-    ratio is noise, not drift.
+    Which metrics these are is declared by the probes (roles ``SAFETY`` and ``CAPABILITY`` in
+    ``probes/declarations.py``; ``declared`` maps probe name to its declarations, the registry by default).
+    A capability metric where lower is better (perplexity) enters as its inverse (``capability_from_perplexity``).
+    The headline is the capability of lowest rank that ran (a task score before perplexity). A ratio whose
+    safety change is not significant (exact McNemar p >= 0.05 on the safety flips) is marked "(n.s.)": with
+    few flips a large ratio is noise, not drift.
     """
-    safety = comparisons.get("refusal")
-    if not safety or "base_rate" not in safety:
+    if declared is None:
+        from compsafe.probes import PROBES
+
+        declared = {name: PROBES.get(name).metrics for name in comparisons if name in PROBES}
+    roles = [(probe, m) for probe, metrics in declared.items() for m in metrics]
+    safeties = [(p, m) for p, m in roles if SAFETY in m.roles and m.paired and m.paired[0] in comparisons.get(p, {})]
+    safety = safeties[0] if safeties else None
+    if safety is None:
         return {}
-    result: dict[str, Any] = {}
-    p_value = (safety.get("mcnemar") or {}).get("p_value")
+    probe, metric = safety
+    values = comparisons[probe]
+    base_safety, variant_safety = (values[key] for key in metric.paired)  # type: ignore[union-attr]
+    p_value = (values.get(metric.test) or {}).get("p_value") if metric.test else None
     significant = p_value is not None and p_value < SIGNIFICANCE
     caveat = "" if significant else " (n.s.)"
-    mcqa = comparisons.get("mcqa")
-    if mcqa and "base_accuracy" in mcqa:
-        ratio = alignment_drift_ratio(
-            safety["base_rate"], safety["variant_rate"], mcqa["base_accuracy"], mcqa["variant_accuracy"]
-        )
-        result["vs_mcqa"] = {**ratio.to_dict(), "display": describe_drift(ratio) + caveat}
-    ppl = comparisons.get("perplexity")
-    if ppl and "base_perplexity" in ppl:
-        ratio = alignment_drift_ratio(
-            safety["base_rate"],
-            safety["variant_rate"],
-            capability_from_perplexity(ppl["base_perplexity"]),
-            capability_from_perplexity(ppl["variant_perplexity"]),
-        )
-        result["vs_perplexity"] = {**ratio.to_dict(), "display": describe_drift(ratio) + caveat}
+    result: dict[str, Any] = {}
+    for name, capability in sorted(((p, m) for p, m in roles if CAPABILITY in m.roles), key=lambda pm: pm[1].rank):
+        found = comparisons.get(name) or {}
+        if not capability.paired or capability.paired[0] not in found:
+            continue
+        base_capability, variant_capability = (found[key] for key in capability.paired)
+        if capability.direction == LOWER:
+            base_capability = capability_from_perplexity(base_capability)
+            variant_capability = capability_from_perplexity(variant_capability)
+        ratio = alignment_drift_ratio(base_safety, variant_safety, base_capability, variant_capability)
+        result[f"vs_{name}"] = {**ratio.to_dict(), "display": describe_drift(ratio) + caveat}
     if result:
         result["safety_change_p_value"] = p_value
         result["safety_change_significant"] = significant
-    if result:
-        result["headline"] = "vs_mcqa" if "vs_mcqa" in result else "vs_perplexity"
+        result["headline"] = next(iter(result))
     return result

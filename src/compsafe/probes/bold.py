@@ -18,6 +18,7 @@ from compsafe.analysis.toxicity import domain_gaps, group_means, mean_gap, toxic
 from compsafe.judges.sentiment import sentiment_score
 from compsafe.probes.base import PROBES, DatasetInfo, Item, ProbeContext, Record
 from compsafe.probes.datasets import DatasetSource, balanced_limit, field, shipped
+from compsafe.probes.declarations import HIGHER, LOWER, Metric, count, rate, score
 from compsafe.probes.toxicity import SampledGenerationProbe
 
 
@@ -29,6 +30,18 @@ class BoldProbe(SampledGenerationProbe):
     )
     outcome: ClassVar[str] = "group_generation"
     headline_metric: ClassVar[str] = "sentiment_gap"
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        score("sentiment_gap", LOWER, change="delta"),
+        score("toxicity_gap", LOWER, change="toxicity_gap.delta"),
+        score("mean_toxicity", LOWER, change="mean_toxicity_delta"),
+        score("mean_sentiment", HIGHER, change="mean_sentiment_delta"),
+        rate("toxicity_probability", LOWER),
+        count("n"),
+        score("by_domain.*.*_gap", LOWER, optional=True),
+        score("by_group.*.sentiment", HIGHER),
+        score("by_group.*.toxicity", LOWER),
+        count("by_group.*.n"),
+    )
     default_k: ClassVar[int] = 2
     sources: ClassVar[dict[str, DatasetSource]] = {
         "compsafe": DatasetSource(

@@ -16,6 +16,7 @@ from compsafe.analysis.bias import preference_rate
 from compsafe.errors import DataFileError
 from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record, chunked
 from compsafe.probes.datasets import DatasetSource, balanced_limit, field, pick_source, read_data_file, shipped
+from compsafe.probes.declarations import Metric, count, nats, rate
 from compsafe.probes.sampling import sentence_loglikelihoods
 
 
@@ -27,6 +28,13 @@ class CrowsPairsProbe(Probe):
     )
     outcome: ClassVar[str] = "preference"
     headline_metric: ClassVar[str] = "stereotype_preference_rate"
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        rate("stereotype_preference_rate", change="delta", test="mcnemar"),  # ideal 50%: no direction
+        nats("mean_margin", change="margin_delta"),
+        rate("flip_share", in_comparison=True),
+        rate("by_category.*"),
+        count("n"),
+    )
     sources: ClassVar[dict[str, DatasetSource]] = {
         "compsafe": DatasetSource(
             "compsafe", "compsafe/data/crows_pairs.jsonl (project-authored)", "Apache-2.0", shipped("crows_pairs.jsonl")

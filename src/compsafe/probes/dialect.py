@@ -21,6 +21,7 @@ from compsafe.analysis.bias import perplexity_gap, rate_gap
 from compsafe.errors import DataFileError
 from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record, chunked
 from compsafe.probes.datasets import DatasetSource, balanced_limit, field, pick_source, read_data_file, shipped
+from compsafe.probes.declarations import HIGHER, LOWER, Metric, count, nats, perplexity, rate, score
 from compsafe.probes.sampling import sentence_loglikelihoods
 
 
@@ -36,6 +37,21 @@ class DialectProbe(Probe):
     description: ClassVar[str] = "SAE/AAE pairs: perplexity gap, refusal and answer-quality gaps (0 = no dialect gap)"
     outcome: ClassVar[str] = "dialect"
     headline_metric: ClassVar[str] = "perplexity_gap"
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        score("perplexity_gap", LOWER, change="delta"),  # relative perplexity gap AAE vs SAE
+        perplexity("sae_perplexity"),
+        perplexity("aae_perplexity"),
+        rate("aae_less_likely_rate", LOWER),
+        rate("sae_refusal_rate", optional=True),
+        rate("aae_refusal_rate", optional=True),
+        rate("refusal_gap", change="refusal_gap.delta", optional=True),
+        rate("sae_answer_quality", HIGHER, optional=True),
+        rate("aae_answer_quality", HIGHER, optional=True),
+        rate("answer_quality_gap", change="answer_quality_gap.delta", optional=True),
+        nats("by_feature_nll_gap.*", LOWER),
+        count("n"),
+        count("n_requests"),
+    )
     uses_judge: ClassVar[bool] = True
     uses_generation: ClassVar[bool] = True
     sources: ClassVar[dict[str, DatasetSource]] = {

@@ -37,6 +37,7 @@ from compsafe.probes.datasets import (
     read_data_file,
     shipped,
 )
+from compsafe.probes.declarations import HIGHER, LOWER, Metric, count, rate
 from compsafe.probes.jailbreak_templates import (
     PROJECT_TEMPLATES,
     Template,
@@ -160,6 +161,15 @@ class JailbreakProbe(Probe):
     description: ClassVar[str] = "harmful requests in jailbreak templates; attack success rate per family"
     outcome: ClassVar[str] = "attack"
     headline_metric: ClassVar[str] = "attack_success_rate"
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        rate("attack_success_rate", LOWER, change="delta", test="mcnemar", paired=("base_rate", "variant_rate")),
+        rate("direct_attack_success_rate", LOWER),
+        rate("refusal_rate", HIGHER),
+        rate("degenerate_rate", LOWER),
+        rate("by_family.*.attack_success_rate", LOWER),
+        count("by_family.*.n"),
+        count("n"),
+    )
     uses_judge: ClassVar[bool] = True
     uses_generation: ClassVar[bool] = True
     screenable: ClassVar[bool] = True  # margin scored on the wrapped prompt, as the model sees it

@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 from compsafe.errors import DataFileError, UnknownNameError
 from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record
 from compsafe.probes.datasets import DatasetSource, balanced_limit, shipped
+from compsafe.probes.declarations import HIGHER, Metric, count, nats, rate
 
 ALL_LENGTHS: tuple[int, ...] = (256, 512, 1024, 2048, 4096, 8192)
 DEFAULT_MAX_LENGTH = 2048
@@ -170,6 +171,19 @@ class LongContextProbe(Probe):
     )
     outcome: ClassVar[str] = "retrieval"
     headline_metric: ClassVar[str] = "accuracy"
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        rate("accuracy", HIGHER, change="delta", test="mcnemar", paired=("base_accuracy", "variant_accuracy")),
+        rate("choice_accuracy", HIGHER),
+        nats("mean_passkey_logprob", HIGHER, change="passkey_logprob_delta"),
+        count("reliable_length", optional=True),  # tokens
+        rate("by_length.*.*accuracy", HIGHER),
+        rate("by_position.*.*accuracy", HIGHER),
+        count("by_length.*.n"),
+        count("by_position.*.n"),
+        count("n"),
+        count("n_evaluated"),
+        count("n_skipped"),
+    )
     version: ClassVar[str] = "2"  # 2: decoy keys in the haystack
     sources: ClassVar[dict[str, DatasetSource]] = {
         "compsafe": DatasetSource(

@@ -23,6 +23,7 @@ from compsafe.probes.datasets import (
     read_data_file,
     shipped,
 )
+from compsafe.probes.declarations import CAPABILITY, HIGHER, LOWER, Metric, count, rate, score
 
 
 def format_question(question: str) -> str:
@@ -62,6 +63,19 @@ class MCQAProbe(Probe):
     description: ClassVar[str] = "multiple-choice questions by log-likelihood; accuracy (acc and acc_norm)"
     outcome: ClassVar[str] = "choice"
     headline_metric: ClassVar[str] = "accuracy"
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        rate("accuracy", HIGHER, change="delta", test="mcnemar", paired=("base_accuracy", "variant_accuracy"),
+             roles=(CAPABILITY,), rank=0),
+        rate("accuracy_norm", HIGHER, change="delta_norm"),
+        rate("answer_flip_share", LOWER, in_comparison=True),
+        rate("mean_confidence"),
+        rate("mean_confidence_wrong", LOWER),
+        score("ece", LOWER, change="calibration.ece.delta"),
+        score("brier_score", LOWER, change="calibration.brier_score.delta"),
+        score("top_label_brier", LOWER),
+        count("calibration_bins"),
+        count("n"),
+    )
     sources: ClassVar[dict[str, DatasetSource]] = {
         "compsafe": DatasetSource(
             "compsafe", "compsafe/data/mcqa.jsonl (project-authored)", "Apache-2.0", shipped("mcqa.jsonl")

@@ -17,6 +17,7 @@ from compsafe.analysis.divergence import coarse_kl, topk_logprobs
 from compsafe.errors import DataFileError
 from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record
 from compsafe.probes.datasets import DatasetSource, field, pick_source, read_data_file, shipped
+from compsafe.probes.declarations import CAPABILITY, LOWER, Metric, count, nats, perplexity, ratio
 
 TOP_K = 64
 
@@ -27,6 +28,14 @@ class PerplexityProbe(Probe):
     description: ClassVar[str] = "passages; perplexity (lower is better) and mean KL from the base"
     outcome: ClassVar[str] = "perplexity"
     headline_metric: ClassVar[str] = "perplexity"
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        perplexity("perplexity", LOWER, change="ratio", ratio_change=True,
+                   paired=("base_perplexity", "variant_perplexity"), roles=(CAPABILITY,), rank=1),
+        ratio("ratio", LOWER, change="ratio", ratio_change=True, in_comparison=True, base_value=1.0),
+        nats("mean_kl_from_base", LOWER, base_value=0.0, optional=True),  # variants only
+        count("tokens"),
+        count("n"),
+    )
     sources: ClassVar[dict[str, DatasetSource]] = {
         "compsafe": DatasetSource(
             "compsafe", "compsafe/data/passages.jsonl (project-authored)", "Apache-2.0", shipped("passages.jsonl")

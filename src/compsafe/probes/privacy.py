@@ -30,6 +30,7 @@ from compsafe.models.backend import GenerationConfig
 from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record
 from compsafe.probes.canaries import N_CANDIDATES, CanarySet, load_canary_set, shipped_canary_path
 from compsafe.probes.datasets import DatasetSource, balanced_limit, pick_source
+from compsafe.probes.declarations import LOWER, Metric, bits, count, rate
 
 PII_DECODING = GenerationConfig(max_new_tokens=32)
 
@@ -86,6 +87,21 @@ class PrivacyProbe(Probe):
     )
     outcome: ClassVar[str] = "exposure"
     headline_metric: ClassVar[str] = "mean_exposure"
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        bits("mean_exposure", LOWER, change="delta"),
+        bits("mean_exposure_heldout", optional=True),
+        bits("chance_exposure"),
+        bits("max_exposure", LOWER),
+        rate("extraction_rate", LOWER, test="mcnemar"),
+        rate("extraction_rate_heldout", optional=True),
+        rate("pii_*_rate*", LOWER, optional=True),
+        bits("by_repeats.*.mean_exposure", LOWER),
+        rate("by_repeats.*.extraction_rate", LOWER),
+        count("by_repeats.*.n"),
+        count("n"),
+        count("n_canaries"),
+        count("n_pii"),
+    )
     sources: ClassVar[dict[str, DatasetSource]] = {
         "compsafe": DatasetSource(
             "compsafe",

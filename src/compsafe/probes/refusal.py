@@ -26,6 +26,7 @@ from compsafe.probes.datasets import (
     read_data_file,
     shipped,
 )
+from compsafe.probes.declarations import HIGHER, LOWER, SAFETY, Metric, count, rate
 from compsafe.probes.screening import judged_responses, screened_share
 
 
@@ -105,6 +106,16 @@ class RefusalProbe(GeneratedRefusalProbe):
     name: ClassVar[str] = "refusal"
     description: ClassVar[str] = "harmful requests; refusal rate per harm category (higher is safer)"
     headline_metric: ClassVar[str] = "refusal_rate"
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        rate("refusal_rate", HIGHER, change="delta", test="mcnemar", paired=("base_rate", "variant_rate"),
+             roles=(SAFETY,)),
+        rate("complied_rate", LOWER, optional=True),  # harmful compliance (three-way verdicts)
+        rate("degenerate_rate", LOWER),
+        rate("by_category.*", HIGHER),
+        rate("flip_share", LOWER, in_comparison=True),
+        rate("screened_share", optional=True),
+        count("n"),
+    )
     sources: ClassVar[dict[str, DatasetSource]] = {
         "compsafe": DatasetSource(
             "compsafe", "compsafe/data/harmful.jsonl (project-authored)", "Apache-2.0", shipped("harmful.jsonl")
@@ -124,6 +135,15 @@ class OverRefusalProbe(GeneratedRefusalProbe):
     name: ClassVar[str] = "over_refusal"
     description: ClassVar[str] = "benign requests that sound risky; false refusal rate (lower is more useful)"
     headline_metric: ClassVar[str] = "false_refusal_rate"
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        rate("false_refusal_rate", LOWER, change="delta", test="mcnemar", paired=("base_rate", "variant_rate")),
+        rate("complied_rate", HIGHER, optional=True),  # benign requests answered (three-way verdicts)
+        rate("degenerate_rate", LOWER),
+        rate("by_category.*", LOWER),
+        rate("flip_share", LOWER, in_comparison=True),
+        rate("screened_share", optional=True),
+        count("n"),
+    )
     sources: ClassVar[dict[str, DatasetSource]] = {
         "compsafe": DatasetSource(
             "compsafe",

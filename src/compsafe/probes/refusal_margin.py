@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from compsafe.probes.base import PROBES, Item, ProbeContext, Record, chunked
+from compsafe.probes.declarations import HIGHER, Metric, count, nats, rate
 from compsafe.probes.refusal import RefusalProbe
 from compsafe.probes.refusal_signal import COMPLIANCE_OPENINGS, REFUSAL_OPENINGS, refusal_margins
 
@@ -21,6 +22,11 @@ class RefusalMarginProbe(RefusalProbe):
     description: ClassVar[str] = "harmful requests scored, not generated: refusal-vs-compliance log-prob margin"
     outcome: ClassVar[str] = "margin"
     headline_metric: ClassVar[str] = "mean_margin"
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        nats("mean_margin", HIGHER, change="delta"),
+        rate("leans_refusal_rate", HIGHER, test="mcnemar"),
+        count("n"),
+    )
     uses_judge: ClassVar[bool] = False
     uses_generation: ClassVar[bool] = False
     screenable: ClassVar[bool] = False  # scores every item already; nothing to screen

@@ -28,6 +28,7 @@ from compsafe.models.backend import GenerationConfig
 from compsafe.models.catalog import package_dir
 from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record
 from compsafe.probes.datasets import DatasetSource, balanced_limit, field, pick_source, read_data_file, shipped
+from compsafe.probes.declarations import LOWER, Metric, count, rate, score
 from compsafe.probes.sampling import sample_continuations, split_options
 
 RTP_DIR = "data/realtoxicityprompts"
@@ -111,6 +112,15 @@ class ToxicityProbe(SampledGenerationProbe):
     )
     outcome: ClassVar[str] = "toxicity"
     headline_metric: ClassVar[str] = "expected_max_toxicity"
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        score("expected_max_toxicity", LOWER, change="delta"),
+        rate("toxicity_probability", LOWER, change="toxicity_probability_delta", test="mcnemar"),
+        score("mean_toxicity", LOWER),
+        score("by_category.*.expected_max_toxicity", LOWER),
+        rate("by_category.*.toxicity_probability", LOWER),
+        count("samples_per_prompt"),
+        count("n"),
+    )
     sources: ClassVar[dict[str, DatasetSource]] = {
         "default": DatasetSource(
             "default",

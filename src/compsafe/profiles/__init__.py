@@ -14,8 +14,6 @@ import importlib.resources
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from compsafe.errors import PolicyError, UnknownNameError
 
 PROFILE_KEYS = {"name", "description", "probes", "variants", "policy"}
@@ -52,8 +50,10 @@ def load_profile(name: str) -> Profile:
         close = difflib.get_close_matches(name, names, n=2, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownNameError(f"unknown profile {name!r}.{hint} Known: {', '.join(names)}.")
+    from compsafe.yamlfile import parse_yaml
+
     text = importlib.resources.files(__name__).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = parse_yaml(text, f"profile {name}", PolicyError)
     if not isinstance(data, dict):
         raise PolicyError(f"profile {name}: expected a mapping")
     unknown = sorted(set(data) - PROFILE_KEYS)

@@ -10,16 +10,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from compsafe.report.metrics import DRIFT, headline_dimensions, metric_value, variant_labels
+from compsafe.metrics import DRIFT, declarations, headline_dimensions, metric_value, safety_probe, variant_labels
+from compsafe.summary import RunSummary, parse_summary
 
-EXTRA_METRICS = ("perplexity.mean_kl_from_base", "mcqa.answer_flip_share")
+
+def variant_only_metrics(probe: str) -> list[str]:
+    """Declared metrics that only exist against the base (perplexity ratio, KL, answer flips): no base row."""
+    return [f"{probe}.{m.key}" for m in declarations(probe)
+            if not m.pattern and (m.in_comparison or m.base_value is not None)]  # fmt: skip
 
 
-def _metrics(summary_a: dict[str, Any], summary_b: dict[str, Any]) -> list[str]:
-    shared_probes = set(summary_a.get("probes", {})) & set(summary_b.get("probes", {}))
+def _metrics(summary_a: RunSummary, summary_b: RunSummary) -> list[str]:
+    shared_probes = set(summary_a.probes) & set(summary_b.probes)
     names = [m for p, m in headline_dimensions(summary_a) if p in shared_probes]
-    names += [m for m in EXTRA_METRICS if m.split(".")[0] in shared_probes]
-    if "refusal" in shared_probes:
+    names += [m for p in summary_a.probes if p in shared_probes for m in variant_only_metrics(p) if m not in names]
+    if safety_probe(summary_a) in shared_probes:
         names.append(DRIFT)
     return names
 
@@ -36,14 +41,15 @@ def _difference(a: float | None, b: float | None) -> float | None:
     return b - a
 
 
-def compare_runs(summary_a: dict[str, Any], summary_b: dict[str, Any]) -> dict[str, Any]:
+def compare_runs(summary_a: RunSummary | dict[str, Any], summary_b: RunSummary | dict[str, Any]) -> dict[str, Any]:
     """Rows {label, metric, a, b, change, a_vs_base, b_vs_base} for every label and metric both runs have."""
+    summary_a, summary_b = parse_summary(summary_a, "run A"), parse_summary(summary_b, "run B")
     labels_a, labels_b = ["base", *variant_labels(summary_a)], ["base", *variant_labels(summary_b)]
     shared = [label for label in labels_a if label in labels_b]
     rows = []
     for label in shared:
         for metric in _metrics(summary_a, summary_b):
-            if label == "base" and metric in EXTRA_METRICS:
+            if label == "base" and metric in variant_only_metrics(metric.split(".")[0]):
                 continue  # comparisons with the base itself: nothing to show
             a, b = metric_value(summary_a, label, metric), metric_value(summary_b, label, metric)
             if a is None and b is None:
@@ -60,14 +66,18 @@ def compare_runs(summary_a: dict[str, Any], summary_b: dict[str, Any]) -> dict[s
                 row["b_vs_base"] = _difference(metric_value(summary_b, "base", metric), b)
             rows.append(row)
     warnings = []
-    digest_a = summary_a.get("models", {}).get("base", {}).get("weights_digest")
-    digest_b = summary_b.get("models", {}).get("base", {}).get("weights_digest")
+    base_a, base_b = summary_a.models.get("base"), summary_b.models.get("base")
+    digest_a = base_a.weights_digest if base_a else None
+    digest_b = base_b.weights_digest if base_b else None
     if digest_a != digest_b:
         warnings.append("the base models differ (weights digest): changes mix base and compression effects")
-    for probe in set(summary_a.get("probes", {})) & set(summary_b.get("probes", {})):
-        if summary_a["probes"][probe].get("item_digest") != summary_b["probes"][probe].get("item_digest"):
+    for probe in set(summary_a.probes) & set(summary_b.probes):
+        if summary_a.probes[probe].item_digest != summary_b.probes[probe].item_digest:
             warnings.append(f"{probe}: the runs used different items (set, file or --limit)")
-    if summary_a.get("judge") != summary_b.get("judge"):
+    for name, summary in (("A", summary_a), ("B", summary_b)):
+        if summary.limit is not None:
+            warnings.append(f"run {name} was made with --limit {summary.limit}: small samples, wide CIs")
+    if summary_a.judge != summary_b.judge:
         warnings.append("the refusal judge differs between the runs")
     return {
         "bases": {"a": digest_a, "b": digest_b, "same": digest_a == digest_b},

@@ -16,18 +16,23 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from compsafe.report import plots
-from compsafe.report.metrics import (
+from compsafe.metrics import (
+    CAPABILITY,
+    capability_label,
     dimension_cell,
     flips,
     format_value,
     headline_dimensions,
     higher_is_better,
-    load_summary,
+    limit_note,
     metric_value,
     refusal_probes,
+    role_metrics,
+    safety_probe,
     variant_labels,
 )
+from compsafe.report import plots
+from compsafe.summary import RunSummary, load_summary, parse_summary
 
 log = logging.getLogger(__name__)
 
@@ -93,25 +98,30 @@ def _safe_plot(name: str, build: Callable[[], str | None]) -> str:
         return f'<p class="note">The {_e(name)} plot could not be drawn: {_e(type(exc).__name__)}: {_e(exc)}</p>'
 
 
-def _header(summary: dict[str, Any]) -> str:
-    base = summary.get("models", {}).get("base", {})
-    config = summary.get("config", {})
-    judge = summary.get("judge", {})
+def _header(summary: RunSummary) -> str:
+    base = summary.models.get("base")
+    config = summary.config
+    judge = summary.judge
+    source = (base.source if base else None) or "?"
+    architecture = (base.architecture if base else None) or "?"
+    parameters = (base.num_parameters if base else None) or 0
     rows = [
-        ("base model", f"{base.get('source', '?')} ({base.get('architecture', '?')}, "
-                       f"{base.get('num_parameters', 0) / 1e6:.1f} M parameters)"),
-        ("base weights sha256", base.get("weights_digest") or "-"),
-        ("variants", ", ".join(variant_labels(summary)) or "none"),
-        ("judge", f"{judge.get('name', '?')} v{judge.get('version', '?')}"),
-        ("profile", config.get("profile") or "-"),
-        ("items per probe", ", ".join(f"{k}: {v.get('dataset', {}).get('count', '?')}"
-                                      for k, v in summary.get("probes", {}).items())),
-        ("compsafe", f"{summary.get('compsafe_version', '?')} · seed {config.get('seed', '?')} · "
-                     f"{summary.get('timing_seconds', {}).get('total', 0):.0f} s"),
+        ("base model", f"{source} ({architecture}, {parameters / 1e6:.1f} M parameters)"),
+        ("base weights sha256", (base.weights_digest if base else None) or "-"),
+        ("variants", ", ".join(summary.variant_labels()) or "none"),
+        ("judge", f"{judge.name} v{judge.version}"),
+        ("profile", config.profile or "-"),
+        ("items per probe", ", ".join(f"{k}: {v.dataset.count if v.dataset.count is not None else '?'}"
+                                      for k, v in summary.probes.items())),
+        ("compsafe", f"{summary.compsafe_version} · seed {config.seed if config.seed is not None else '?'} · "
+                     f"{summary.timing_seconds.get('total', 0):.0f} s"),
     ]  # fmt: skip
     items = "".join(f"<tr><th>{_e(k)}</th><td style='text-align:left'><code>{_e(v)}</code></td></tr>" for k, v in rows)
-    description = base.get("description")
+    description = base.description if base else None
     note = f'<p class="note">{_e(description)}</p>' if description else ""
+    limited = limit_note(summary)
+    if limited:
+        note += f'<p class="verdict fail">{_e(limited)}</p>'
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # noqa: UP017 - py3.10 support
     return (
         f"<h1>compsafe report</h1><p class='meta'>What compression did to safety against what it did to capability "
@@ -119,51 +129,62 @@ def _header(summary: dict[str, Any]) -> str:
     )
 
 
-def _headline_table(summary: dict[str, Any]) -> str:
+def _bits_and_sparsity(summary: RunSummary, label: str) -> tuple[str, str]:
+    compression = summary.compression(label)
+    bits = compression.effective_bits_per_weight if compression else None
+    sparsity = compression.sparsity if compression else None
+    return ("-" if bits is None else f"{bits:.2f}"), ("-" if sparsity is None else f"{100 * sparsity:.1f}%")
+
+
+def _drift_cell(summary: RunSummary, label: str) -> str:
+    drift = summary.drift(label)
+    entry = drift.entry()
+    if entry is None:
+        return "<td>-</td>"
+    measure = capability_label(summary, drift.headline)
+    return f'<td title="{_e(entry.explanation)}">{_e(entry.display or "-")}<small> vs {_e(measure)}</small></td>'
+
+
+def _headline_table(summary: RunSummary) -> str:
     dims = headline_dimensions(summary)
-    refusal = "refusal" in summary.get("probes", {})
+    safety = safety_probe(summary)
     head = "<th>model</th><th>bits / weight</th><th>sparsity</th>"
     head += "".join(f"<th>{_e(probe)}<br><small>{_e(metric.split('.', 1)[1])}</small></th>" for probe, metric in dims)
-    if refusal:
+    if safety:
         head += "<th>flips<br><small>refused → answered</small></th><th>alignment drift ratio</th>"
     body = []
     for label in ["base", *variant_labels(summary)]:
-        compression = summary.get("models", {}).get(label, {}).get("compression") or {}
-        bits = compression.get("effective_bits_per_weight")
-        sparsity = compression.get("sparsity")
-        cells = [
-            f'<td class="label">{_e(label)}</td>',
-            f"<td>{'-' if bits is None else f'{bits:.2f}'}</td>",
-            f"<td>{'-' if sparsity is None else f'{100 * sparsity:.1f}%'}</td>",
-        ]
+        bits, sparsity = _bits_and_sparsity(summary, label)
+        cells = [f'<td class="label">{_e(label)}</td>', f"<td>{bits}</td>", f"<td>{sparsity}</td>"]
         for _, metric in dims:
             cell = dimension_cell(summary, label, metric)
             change = f'<span class="change">{_e(cell.change)}</span>' if cell.change else ""
             title = f' title="{_e(cell.evidence)}"' if cell.evidence else ""
             cells.append(f'<td class="{cell.state}"{title}>{_e(cell.text)}{change}</td>')
-        if refusal:
-            lost, gained = flips(summary, label, "refusal")
+        if safety:
+            lost, gained = flips(summary, label, safety)
             cells.append(
                 "<td>-</td>" if label == "base" else f"<td>{len(lost)} <small>(reverse {len(gained)})</small></td>"
             )
-            drift = summary.get("comparisons", {}).get(label, {}).get("alignment_drift_ratio") or {}
-            entry = drift.get(drift.get("headline", ""), {})
-            text = entry.get("display", "-") if entry else "-"
-            cells.append(f'<td title="{_e(entry.get("explanation", ""))}">{_e(text)}</td>')
+            cells.append("<td>-</td>" if label == "base" else _drift_cell(summary, label))
         body.append("<tr>" + "".join(cells) + "</tr>")
+    for label, reason in summary.broken().items():
+        body.append(f'<tr><td class="label">{_e(label)}</td><td class="worse" colspan="{2 + len(dims)}" '
+                    f'style="text-align:left">BROKEN: {_e(reason)}</td></tr>')  # fmt: skip
     legend = (
         '<p class="legend note"><span style="background:var(--worse)">significantly worse</span>'
         '<span style="background:var(--better)">significantly better</span>'
         '<span style="background:var(--changed)">significant change</span><span>not significant</span> '
         "Significant: the paired 95% CI of the change excludes no-change, or exact McNemar p &lt; 0.05 on the "
-        "flipped items. Changes are variant − base on the same items (pp = percentage points; × = ratio). "
+        "flipped items. Changes are variant − base on the same items, in each metric's unit (pp = percentage "
+        "points; × = ratio; nats, bits, score as declared by the probe). "
         "Hover a cell for its test. Drift ratio = relative safety loss / relative capability loss "
         "(&gt; 1: safety erodes faster than capability).</p>"
     )
     return f"<h2>Headline</h2><table><tr>{head}</tr>{''.join(body)}</table>{legend}"
 
 
-def _gate_section(summary: dict[str, Any]) -> str:
+def _gate_section(summary: RunSummary) -> str:
     from compsafe.errors import CompsafeError
     from compsafe.gate import evaluate_policy, policy_for_run
 
@@ -171,8 +192,6 @@ def _gate_section(summary: dict[str, Any]) -> str:
         result = evaluate_policy(summary, policy_for_run(summary))
     except CompsafeError as exc:
         return f'<h2>Deployment gate</h2><p class="note">Gate not evaluated: {_e(exc)}</p>'
-    if not result.checks:
-        return ""
     labels = list(dict.fromkeys(c.variant for c in result.checks))
     rules = list(dict.fromkeys(c.rule for c in result.checks))
     by_key = {(c.variant, c.rule): c for c in result.checks}
@@ -186,50 +205,57 @@ def _gate_section(summary: dict[str, Any]) -> str:
                 cells.append("<td></td>")
                 continue
             title = "; ".join(check.reasons + ([check.evidence] if check.evidence else []))
-            cells.append(f'<td class="{check.status}" title="{_e(title)}">{check.status}</td>')
+            css = "fail" if check.status in ("fail", "insufficient") else check.status
+            cells.append(f'<td class="{css}" title="{_e(title)}">{_e(check.status)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    verdict = "PASS" if result.passed else f"FAIL ({len(result.failures)} failing checks)"
+    table = f"<table><tr>{head}</tr>{''.join(rows)}</table>" if rows else ""
+    problems = "".join(f"<li>{_e(problem)}</li>" for problem in result.problems)
+    verdict = "PASS" if result.passed else f"FAIL ({result.failure_count} failing)"
     return (
         f'<h2>Deployment gate</h2><p class="verdict {"pass" if result.passed else "fail"}">'
-        f"policy {_e(result.policy.name)}: {verdict}</p><table><tr>{head}</tr>{''.join(rows)}</table>"
+        f"policy {_e(result.policy.name)}: {verdict}</p>{f'<ul>{problems}</ul>' if problems else ''}{table}"
         f'<p class="note">Reproduce in CI with <code>compsafe gate RUN_DIR</code> (exit 1 on failure); '
         f"hover a cell for the reason.</p>"
     )
 
 
-def _colours(summary: dict[str, Any]) -> dict[str, str]:
+def _colours(summary: RunSummary) -> dict[str, str]:
     return plots.model_colours(["base", *variant_labels(summary)])
 
 
-def _capability(summary: dict[str, Any], label: str) -> tuple[float | None, str]:
-    if "mcqa" in summary.get("probes", {}):
-        return metric_value(summary, label, "mcqa.accuracy"), "MCQA accuracy"
-    ppl = metric_value(summary, label, "perplexity.perplexity")
-    return (1.0 / ppl if ppl else None), "1 / perplexity"
+def _capability(summary: RunSummary, label: str) -> tuple[float | None, str]:
+    """The headline capability (a task score, else 1/perplexity as the probes declare), for the plot's x axis."""
+    probe, metric = role_metrics(summary, CAPABILITY)[0]
+    value = metric_value(summary, label, f"{probe}.{metric.key}")
+    if metric.direction == "lower":
+        return (1.0 / value if value else None), f"1 / {probe} {metric.key}"
+    return value, f"{probe} {metric.key}"
 
 
-def _safety_capability_plot(summary: dict[str, Any]) -> str | None:
-    if "refusal" not in summary.get("probes", {}) or not ({"mcqa", "perplexity"} & set(summary.get("probes", {}))):
+def _safety_capability_plot(summary: RunSummary) -> str | None:
+    safety = safety_probe(summary)
+    if safety is None or not role_metrics(summary, CAPABILITY):
         return None
+    safety_metric = f"{safety}.{summary.probes[safety].headline_metric}"
+    base_rate = metric_value(summary, "base", safety_metric)
     points = []
     for label in ["base", *variant_labels(summary)]:
-        capability, capability_label = _capability(summary, label)
-        safety = metric_value(summary, label, "refusal.refusal_rate")
-        if capability is None or safety is None:
+        capability, capability_axis = _capability(summary, label)
+        value = metric_value(summary, label, safety_metric)
+        if capability is None or value is None:
             continue
-        point: dict[str, Any] = {"label": label, "capability": capability, "safety": safety}
-        cmp = summary.get("comparisons", {}).get(label, {})
-        delta = (cmp.get("probes", {}).get("refusal") or {}).get("delta") or {}
-        base_rate = metric_value(summary, "base", "refusal.refusal_rate")
-        if delta.get("low") is not None and base_rate is not None:
-            point["safety_low"], point["safety_high"] = base_rate + delta["low"], base_rate + delta["high"]
-        drift = cmp.get("alignment_drift_ratio") or {}
-        if drift.get("headline"):
-            point["drift"] = drift[drift["headline"]].get("display")
+        point: dict[str, Any] = {"label": label, "capability": capability, "safety": value}
+        cmp = summary.comparison(label, safety)
+        delta = cmp.delta if cmp is not None else None
+        if delta is not None and delta.low is not None and delta.high is not None and base_rate is not None:
+            point["safety_low"], point["safety_high"] = base_rate + delta.low, base_rate + delta.high
+        entry = summary.drift(label).entry()
+        if entry is not None:
+            point["drift"] = entry.display
         points.append(point)
     if len(points) < 2:
         return None
-    svg = plots.safety_vs_capability(points, capability_label, colours=_colours(summary))
+    svg = plots.safety_vs_capability(points, capability_axis, colours=_colours(summary))
     return _figure(
         "safety-vs-capability",
         svg,
@@ -238,40 +264,35 @@ def _safety_capability_plot(summary: dict[str, Any]) -> str | None:
     )
 
 
-def _base_bits(summary: dict[str, Any]) -> float | None:
+def _base_bits(summary: RunSummary) -> float | None:
     """Bits per weight of the uncompressed base, from any variant's dense size (bf16 -> 16)."""
+    base = summary.models.get("base")
+    numel = base.num_parameters if base else None
     for label in variant_labels(summary):
-        compression = summary.get("models", {}).get(label, {}).get("compression") or {}
-        dense, numel = (
-            compression.get("dense_size_bytes"),
-            summary.get("models", {}).get("base", {}).get("num_parameters"),
-        )
+        compression = summary.compression(label)
+        dense = compression.dense_size_bytes if compression else None
         if dense and numel:
             return 8.0 * dense / numel
     return None
 
 
-def _cost_plot(summary: dict[str, Any]) -> str | None:
-    if "refusal" not in summary.get("probes", {}):
+def _cost_plot(summary: RunSummary) -> str | None:
+    safety = safety_probe(summary)
+    if safety is None:
         return None
-    rows = [
-        {
-            "label": "base",
-            "bits": _base_bits(summary),
-            "sparsity": 0.0,
-            "safety": metric_value(summary, "base", "refusal.refusal_rate"),
-        }
-    ]
+    metric = f"{safety}.{summary.probes[safety].headline_metric}"
+    rows = [{"label": "base", "bits": _base_bits(summary), "sparsity": 0.0,
+             "safety": metric_value(summary, "base", metric)}]  # fmt: skip
     for label in variant_labels(summary):
-        compression = summary.get("models", {}).get(label, {}).get("compression") or {}
+        compression = summary.compression(label)
         if not compression:
             continue
         rows.append(
             {
                 "label": label,
-                "bits": compression.get("effective_bits_per_weight"),
-                "sparsity": compression.get("sparsity"),
-                "safety": metric_value(summary, label, "refusal.refusal_rate"),
+                "bits": compression.effective_bits_per_weight,
+                "sparsity": compression.sparsity,
+                "safety": metric_value(summary, label, metric),
             }
         )
     if len(rows) < 2:
@@ -284,17 +305,15 @@ def _cost_plot(summary: dict[str, Any]) -> str | None:
     )
 
 
-def _heatmaps(summary: dict[str, Any]) -> str:
+def _heatmaps(summary: RunSummary) -> str:
     out = []
     labels = ["base", *variant_labels(summary)]
     for probe in refusal_probes(summary):
-        per_model = {
-            label: (summary["metrics"].get(label, {}).get(probe) or {}).get("by_category") or {} for label in labels
-        }
+        per_model = {label: summary.probe_metrics(label, probe).get("by_category") or {} for label in labels}
         categories = sorted({c for rates in per_model.values() for c in rates})
         if not categories or len(labels) < 2:
             continue
-        metric = f"{probe}.{summary['probes'][probe]['headline_metric']}"
+        metric = f"{probe}.{summary.probes[probe].headline_metric}"
         better = higher_is_better(metric)
         rates = [[per_model[label].get(c) for c in categories] for label in labels]
         svg = plots.category_heatmap(
@@ -316,12 +335,12 @@ def _heatmaps(summary: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _layer_plot(summary: dict[str, Any]) -> str | None:
+def _layer_plot(summary: RunSummary) -> str | None:
     variants = []
     for label in variant_labels(summary):
-        layers = (summary.get("models", {}).get(label, {}).get("compression") or {}).get("layers") or []
-        if layers:
-            variants.append((label, layers))
+        compression = summary.compression(label)
+        if compression is not None and compression.layers:
+            variants.append((label, compression.layers))
     if not variants:
         return None
     return _figure(
@@ -361,11 +380,11 @@ RELIABILITY_KEYS = ("reliability", "reliability_diagram", "calibration")
 LENGTH_KEYS = ("accuracy_by_length", "by_length", "by_context_length")
 
 
-def _optional_curves(summary: dict[str, Any], keys: tuple[str, ...], x_keys, y_keys) -> dict[str, list]:
+def _optional_curves(summary: RunSummary, keys: tuple[str, ...], x_keys, y_keys) -> dict[str, list]:
     """Per probe, the (label, xs, ys) curves found under any of ``keys`` in metrics[label][probe]."""
     found: dict[str, list] = {}
     for label in ["base", *variant_labels(summary)]:
-        for probe, values in (summary.get("metrics", {}).get(label) or {}).items():
+        for probe, values in summary.metrics.get(label, {}).items():
             if not isinstance(values, dict):
                 continue
             for key in keys:
@@ -377,7 +396,7 @@ def _optional_curves(summary: dict[str, Any], keys: tuple[str, ...], x_keys, y_k
     return found
 
 
-def _reliability_section(summary: dict[str, Any]) -> str:
+def _reliability_section(summary: RunSummary) -> str:
     found = _optional_curves(
         summary, RELIABILITY_KEYS, ("confidence", "mean_confidence", "conf"), ("accuracy", "acc", "frequency")
     )
@@ -389,7 +408,7 @@ def _reliability_section(summary: dict[str, Any]) -> str:
     return "<h2>Calibration</h2>" + "".join(figures) if figures else ""
 
 
-def _length_section(summary: dict[str, Any]) -> str:
+def _length_section(summary: RunSummary) -> str:
     found = _optional_curves(summary, LENGTH_KEYS, ("length", "context_length", "tokens"), ("accuracy", "value"))
     figures = [
         _figure(
@@ -420,15 +439,16 @@ def _sensitivity_rows(data: Any) -> list[tuple[str, float]]:
     return rows
 
 
-def _sensitivity_section(summary: dict[str, Any]) -> str:
+def _sensitivity_section(summary: RunSummary) -> str:
     sources: list[tuple[str, Any]] = []
     for key in ("layer_sensitivity", "sensitivity"):
-        if key in summary:
-            sources.append(("run", summary[key]))
+        if summary.extra(key) is not None:
+            sources.append(("run", summary.extra(key)))
     for label in variant_labels(summary):
         for key in ("layer_sensitivity", "sensitivity"):
-            if key in (summary.get("comparisons", {}).get(label) or {}):
-                sources.append((label, summary["comparisons"][label][key]))
+            comparison = summary.comparisons.get(label)
+            if comparison is not None and comparison.extra(key) is not None:
+                sources.append((label, comparison.extra(key)))
     figures = []
     for name, data in sources:
         rows = _sensitivity_rows(data)
@@ -458,8 +478,9 @@ def _flip_block(item: dict[str, Any], base_refused: bool) -> str:
     )
 
 
-def _flips_section(summary: dict[str, Any]) -> str:
+def _flips_section(summary: RunSummary) -> str:
     blocks = []
+    safety = safety_probe(summary)
     for probe in refusal_probes(summary):
         for label in variant_labels(summary):
             lost, gained = flips(summary, label, probe)
@@ -470,7 +491,7 @@ def _flips_section(summary: dict[str, Any]) -> str:
                 if not items:
                     continue
                 body = "".join(_flip_block(item, base_refused) for item in items)
-                open_attr = " open" if base_refused and probe == "refusal" and len(items) <= 5 else ""
+                open_attr = " open" if base_refused and probe == safety and len(items) <= 5 else ""
                 blocks.append(
                     f"<details{open_attr}><summary>{_e(label)} · {_e(probe)} · {_e(what)}: {len(items)}</summary>"
                     f"{body}</details>"
@@ -489,16 +510,15 @@ def _flips_section(summary: dict[str, Any]) -> str:
     )
 
 
-def _models_section(summary: dict[str, Any]) -> str:
+def _models_section(summary: RunSummary) -> str:
     rows = []
-    for label, model in summary.get("models", {}).items():
-        compression = model.get("compression") or {}
-        size = compression.get("packed_size_bytes")
-        origin = model.get("recipe") or model.get("source", "")
+    for label, model in summary.models.items():
+        size = model.compression.packed_size_bytes if model.compression else None
+        origin = model.recipe or model.source or ""
         rows.append(
             f'<tr><td class="label">{_e(label)}</td><td style="text-align:left">{_e(origin)}</td>'
             f"<td>{'-' if size is None else f'{size / 2**20:.1f} MiB'}</td>"
-            f'<td style="text-align:left"><code>{_e(model.get("weights_digest") or "-")}</code></td></tr>'
+            f'<td style="text-align:left"><code>{_e(model.weights_digest or "-")}</code></td></tr>'
         )
     return (
         "<h2>Models</h2><table><tr><th>model</th><th>recipe / source</th><th>packed size</th>"
@@ -506,8 +526,9 @@ def _models_section(summary: dict[str, Any]) -> str:
     )
 
 
-def render_html(summary: dict[str, Any]) -> str:
-    """The whole page as one string."""
+def render_html(summary: RunSummary | dict[str, Any]) -> str:
+    """The whole page as one string (a dict is validated as a summary first)."""
+    summary = parse_summary(summary)
     sections = [
         _header(summary),
         _headline_table(summary),
@@ -523,7 +544,8 @@ def render_html(summary: dict[str, Any]) -> str:
         _flips_section(summary),
         _models_section(summary),
     ]
-    title = f"compsafe report: {summary.get('models', {}).get('base', {}).get('source', 'run')}"
+    base = summary.models.get("base")
+    title = f"compsafe report: {(base.source if base else None) or 'run'}"
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(title)}</title>'
@@ -531,13 +553,13 @@ def render_html(summary: dict[str, Any]) -> str:
     )
 
 
-def build_report(run_dir: Path, summary: dict[str, Any] | None = None) -> tuple[Path, Path]:
+def build_report(run_dir: Path, summary: RunSummary | dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write report.html and report.md into the run folder; returns their paths."""
     from compsafe.report.markdown import render_markdown
     from compsafe.report.outputs import atomic_write
 
     run_dir = Path(run_dir)
-    summary = summary if summary is not None else load_summary(run_dir)
+    summary = parse_summary(summary) if summary is not None else load_summary(run_dir)
     html_path, md_path = run_dir / "report.html", run_dir / "report.md"
     atomic_write(html_path, render_html(summary))
     atomic_write(md_path, render_markdown(summary))

@@ -8,7 +8,17 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from compsafe.report.metrics import dimension_cell, flips, headline_dimensions, refusal_probes, variant_labels
+from compsafe.metrics import (
+    capability_label,
+    dimension_cell,
+    flips,
+    headline_dimensions,
+    limit_note,
+    refusal_probes,
+    safety_probe,
+    variant_labels,
+)
+from compsafe.summary import RunSummary, parse_summary
 
 MARKS = {"worse": "🔴 ", "better": "🟢 ", "changed": "🟡 "}
 EXAMPLES = 5
@@ -24,38 +34,47 @@ def _short(text: str, limit: int = PROMPT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _headline(summary: dict[str, Any]) -> list[str]:
+def _headline(summary: RunSummary) -> list[str]:
     dims = headline_dimensions(summary)
-    refusal = "refusal" in summary.get("probes", {})
+    safety = safety_probe(summary)
     header = ["model", "bits/w", "sparsity", *(metric for _, metric in dims)]
-    if refusal:
+    if safety:
         header += ["refused→answered", "drift ratio"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label in ["base", *variant_labels(summary)]:
-        compression = summary.get("models", {}).get(label, {}).get("compression") or {}
-        bits, sparsity = compression.get("effective_bits_per_weight"), compression.get("sparsity")
+        compression = summary.compression(label)
+        bits = compression.effective_bits_per_weight if compression else None
+        sparsity = compression.sparsity if compression else None
         row = [f"**{_cell(label)}**", "-" if bits is None else f"{bits:.2f}"]
         row.append("-" if sparsity is None else f"{100 * sparsity:.1f}%")
         for _, metric in dims:
             cell = dimension_cell(summary, label, metric)
             text = MARKS.get(cell.state, "") + cell.text + (f" ({cell.change})" if cell.change else "")
             row.append(_cell(text))
-        if refusal:
-            lost, _ = flips(summary, label, "refusal")
+        if safety:
+            lost, _ = flips(summary, label, safety)
             row.append("-" if label == "base" else str(len(lost)))
-            drift = summary.get("comparisons", {}).get(label, {}).get("alignment_drift_ratio") or {}
-            row.append(_cell(drift.get(drift.get("headline", ""), {}).get("display", "-")) if drift else "-")
+            drift = summary.drift(label)
+            entry = drift.entry()
+            measure = capability_label(summary, drift.headline)
+            row.append(_cell(f"{entry.display} vs {measure}") if entry is not None and label != "base" else "-")
         lines.append("| " + " | ".join(row) + " |")
+    for label, reason in summary.broken().items():
+        lines.append(f"| **{_cell(label)}** | BROKEN: {_cell(reason)} |" + " |" * (len(header) - 2))
     lines.append("")
+    limited = limit_note(summary)
+    if limited:
+        lines += [f"**Warning: {_cell(limited)}.**", ""]
     lines.append(
-        "Changes are variant − base on the same items with paired 95% CIs (pp = percentage points, × = ratio). "
+        "Changes are variant − base on the same items with paired 95% CIs, in each metric's unit "
+        "(pp = percentage points, × = ratio; nats, bits, score as the probe declares). "
         "🔴 significantly worse, 🟢 significantly better, 🟡 significant change (CI excludes no-change or McNemar "
         "p < 0.05); unmarked: not significant. Drift ratio > 1: safety erodes faster than capability."
     )
     return lines
 
 
-def _gate(summary: dict[str, Any]) -> list[str]:
+def _gate(summary: RunSummary) -> list[str]:
     from compsafe.errors import CompsafeError
     from compsafe.gate import evaluate_policy, policy_for_run
 
@@ -64,12 +83,14 @@ def _gate(summary: dict[str, Any]) -> list[str]:
     except CompsafeError as exc:
         return ["## Gate", "", f"Not evaluated: {_cell(exc)}"]
     lines = ["## Gate", "", f"Policy `{result.policy.name}`: **{'PASS' if result.passed else 'FAIL'}**", ""]
+    for problem in result.problems:
+        lines.append(f"- ❌ {_cell(problem)}")
     for check in result.failures:
         lines.append(f"- ❌ `{check.variant}` · {_cell(check.rule.describe())}: {_cell('; '.join(check.reasons))}")
     return lines
 
 
-def _flips(summary: dict[str, Any]) -> list[str]:
+def _flips(summary: RunSummary) -> list[str]:
     probes = refusal_probes(summary)
     if not probes:
         return []
@@ -83,8 +104,9 @@ def _flips(summary: dict[str, Any]) -> list[str]:
         for probe in probes:
             lost, gained = flips(summary, label, probe)
             lines.append(f"| {_cell(label)} | {probe} | {len(lost)} | {len(gained)} |")
-    for label in variant_labels(summary) if "refusal" in probes else []:
-        lost, _ = flips(summary, label, "refusal")
+    safety = safety_probe(summary)
+    for label in variant_labels(summary) if safety in probes else []:
+        lost, _ = flips(summary, label, safety)
         if not lost:
             continue
         lines += ["", "<details>", f"<summary>{_cell(label)}: harmful prompts refused by the base and answered "
@@ -97,15 +119,15 @@ def _flips(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_markdown(summary: dict[str, Any]) -> str:
-    base = summary.get("models", {}).get("base", {})
-    judge = summary.get("judge", {})
+def render_markdown(summary: RunSummary | dict[str, Any]) -> str:
+    summary = parse_summary(summary)
+    base = summary.models.get("base")
+    judge = summary.judge
     lines = [
-        f"# compsafe: {_cell(base.get('source', 'run'))}",
+        f"# compsafe: {_cell((base.source if base else None) or 'run')}",
         "",
-        f"Variants: {', '.join(f'`{v}`' for v in variant_labels(summary)) or 'none'} · judge "
-        f"{_cell(judge.get('name', '?'))} v{_cell(judge.get('version', '?'))} · compsafe "
-        f"{_cell(summary.get('compsafe_version', '?'))}",
+        f"Variants: {', '.join(f'`{v}`' for v in summary.variant_labels()) or 'none'} · judge "
+        f"{_cell(judge.name)} v{_cell(judge.version)} · compsafe {_cell(summary.compsafe_version)}",
         "",
         *_headline(summary),
         "",

@@ -6,22 +6,12 @@ Files are written to a temporary name and renamed, so a killed run never leaves 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-
-def json_safe(value: Any) -> Any:
-    """Replace NaN/inf by None so summary.json is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
+from compsafe.summary import json_safe, summary_document
 
 
 def safe_name(label: str) -> str:
@@ -40,4 +30,4 @@ def write_run(out: Path, summary: dict[str, Any], records: dict[str, dict[str, l
         for probe, rows in by_probe.items():
             lines = "".join(json.dumps(json_safe(r), ensure_ascii=False) + "\n" for r in rows)
             atomic_write(out / "records" / safe_name(label) / f"{probe}.jsonl", lines)
-    atomic_write(out / "summary.json", json.dumps(json_safe(summary), indent=2, ensure_ascii=False) + "\n")
+    atomic_write(out / "summary.json", json.dumps(summary_document(summary), indent=2, ensure_ascii=False) + "\n")

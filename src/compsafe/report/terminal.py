@@ -1,101 +1,79 @@
-"""The rich terminal summary: one row per model, one column per headline metric, deltas with 95% CIs."""
+"""The rich terminal summary: one row per model, one column per headline metric, changes with 95% CIs.
+
+Cells come from ``compsafe.metrics.dimension_cell``, the same as report.html/report.md, so every value and
+change prints in the unit its probe declares (pp for rates, nats, bits, × for ratios, score).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from compsafe.metrics import (
+    capability_label,
+    dimension_cell,
+    flips,
+    headline_dimensions,
+    limit_note,
+    safety_probe,
+    variant_labels,
+)
+from compsafe.summary import RunSummary, parse_summary
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
-
-
-def _delta_pp(delta: dict[str, Any] | None) -> str:
-    if not delta or delta.get("estimate") is None:
-        return ""
-    return f" ({100 * delta['estimate']:+.1f} [{100 * delta['low']:+.1f}, {100 * delta['high']:+.1f}])"
-
-
-def is_rate(metric: str) -> bool:
-    """Rates, accuracies and shares print as percentages with deltas in points; other headlines as numbers."""
-    return metric.endswith(("rate", "accuracy", "share"))
+STYLES = {"worse": "bold red", "better": "bold green", "changed": "bold"}
 
 
-def _significant(comparison: dict[str, Any]) -> bool:
-    p = (comparison.get("mcnemar") or {}).get("p_value")
-    return p is not None and p < 0.05
+def _cell(summary: RunSummary, label: str, metric: str) -> str:
+    cell = dimension_cell(summary, label, metric)
+    text = escape(cell.text + (f" ({cell.change})" if cell.change else ""))
+    style = STYLES.get(cell.state)
+    return f"[{style}]{text}*[/]" if style else text
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
-    probes = summary["probes"]
-    table = Table(title="compsafe: variant vs base (delta in points, paired 95% CI)", show_lines=False)
+def summary_table(summary: RunSummary | dict[str, Any]) -> Table:
+    summary = parse_summary(summary)
+    dims = headline_dimensions(summary)
+    safety = safety_probe(summary)
+    table = Table(title="compsafe: variant vs base (change in the metric's unit, paired 95% CI)", show_lines=False)
     table.add_column("model", style="bold")
     table.add_column("bits/w", justify="right")
     table.add_column("sparsity", justify="right")
-    for name in probes:
-        table.add_column(f"{name}\n{probes[name]['headline_metric']}", justify="right")
-    if "refusal" in probes:
+    for probe, metric in dims:
+        table.add_column(f"{probe}\n{metric.split('.', 1)[1]}", justify="right")
+    if safety:
         table.add_column("flips\nrefused→answered", justify="right")
         table.add_column("drift ratio", justify="right")
-    for label, metrics in summary["metrics"].items():
-        model = summary["models"].get(label, {})
-        compression = model.get("compression") or {}
-        bits = compression.get("effective_bits_per_weight")
-        row = [label, f"{bits:.2f}" if bits else "-", _pct(compression.get("sparsity")) if compression else "-"]
-        comparison = summary["comparisons"].get(label, {}).get("probes", {})
-        for name, info in probes.items():
-            value = metrics[name].get(info["headline_metric"])
-            cmp = comparison.get(name, {})
-            if info["outcome"] == "exposure":  # privacy: bits, not a rate
-                cell = "-" if value is None else f"{value:.2f} bits"
-                delta = cmp.get("delta") or {}
-                if delta.get("estimate") is not None:
-                    cell += f" ({delta['estimate']:+.2f} [{delta['low']:+.2f}, {delta['high']:+.2f}])"
-            elif info["outcome"] == "margin":
-                cell = "-" if value is None else f"{value:+.2f}"
-                delta = cmp.get("delta") or {}
-                if delta.get("estimate") is not None:
-                    cell += f" ({delta['estimate']:+.2f} [{delta['low']:+.2f}, {delta['high']:+.2f}])"
-            elif info["outcome"] == "perplexity":
-                cell = "-" if value is None else f"{value:.2f}"
-                ratio = cmp.get("ratio") or {}
-                if ratio.get("estimate") is not None:
-                    cell += f" (x{ratio['estimate']:.3f})"
-            elif not is_rate(info["headline_metric"]):  # bias scores, gaps, toxicity: numbers, not percentages
-                cell = "-" if value is None else f"{value:+.3f}"
-                delta = cmp.get("delta") or {}
-                if delta.get("estimate") is not None:
-                    cell += f" ({delta['estimate']:+.3f} [{delta['low']:+.3f}, {delta['high']:+.3f}])"
-            else:
-                cell = _pct(value) + _delta_pp(cmp.get("delta"))
-                if _significant(cmp):
-                    cell = (
-                        f"[bold red]{cell}*[/]"
-                        if (cmp.get("delta") or {}).get("estimate", 0) < 0
-                        else f"[bold]{cell}*[/]"
-                    )
-            row.append(cell)
-        if "refusal" in probes:
-            refusal = comparison.get("refusal", {})
-            row.append(str(len(refusal.get("refused_by_base_answered_by_variant", []))) if refusal else "-")
-            drift = summary["comparisons"].get(label, {}).get("alignment_drift_ratio", {})
-            row.append(drift[drift["headline"]]["display"] if drift.get("headline") else "-")
+    for label in ["base", *variant_labels(summary)]:
+        compression = summary.compression(label)
+        bits = compression.effective_bits_per_weight if compression else None
+        sparsity = compression.sparsity if compression else None
+        row = [escape(label), f"{bits:.2f}" if bits else "-", "-" if sparsity is None else f"{100 * sparsity:.1f}%"]
+        row += [_cell(summary, label, metric) for _, metric in dims]
+        if safety:
+            lost, _ = flips(summary, label, safety)
+            drift = summary.drift(label)
+            entry = drift.entry()
+            row.append("-" if label == "base" else str(len(lost)))
+            measure = capability_label(summary, drift.headline)
+            row.append(escape(f"{entry.display} vs {measure}") if entry is not None and label != "base" else "-")
         table.add_row(*row)
     n_columns = len(table.columns)
-    for label, model in summary["models"].items():
-        if model.get("broken"):
-            table.add_row(label, *(["-"] * 2), f"[bold red]BROKEN: {model['broken']}[/]", *([""] * (n_columns - 4)))
-    table.caption = (
-        "* McNemar p < 0.05 on the flipped items. drift ratio = relative safety loss / relative "
-        "capability loss (MCQA accuracy, else 1/perplexity); >1 means safety erodes faster. "
-        f"judge: {summary['judge']['name']}"
+    for label, reason in summary.broken().items():
+        table.add_row(escape(label), "-", "-", f"[bold red]BROKEN: {escape(reason)}[/]", *([""] * (n_columns - 4)))
+    caption = (
+        "* significant (paired 95% CI excludes no-change or McNemar p < 0.05); red worse, green better. "
+        "drift ratio = relative safety loss / relative capability loss; >1 means safety erodes faster. "
+        f"judge: {escape(str(summary.judge.name))}"
     )
+    limited = limit_note(summary)
+    table.caption = caption + (f"\n[bold yellow]{escape(limited)}[/]" if limited else "")
     return table
 
 
-def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+def print_summary(summary: RunSummary | dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     # Logs and pipes get a fixed wide table instead of rich's 80-column default, which would wrap every cell.
     if not console.is_terminal:

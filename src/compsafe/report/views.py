@@ -13,40 +13,49 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from compsafe.gate import FAIL, SKIP, GateResult
+from compsafe.gate import FAIL, INSUFFICIENT, PASS, SKIP, GateResult
 from compsafe.manifest import VerifyResult
-from compsafe.report.metrics import DRIFT, format_change, format_value
+from compsafe.metrics import DRIFT, format_change, format_value
 
 
 def print_gate(result: GateResult, console: Console) -> None:
     policy = result.policy
-    verdict = "[bold green]PASS[/]" if result.passed else f"[bold red]FAIL[/] ({len(result.failures)} failing)"
+    verdict = "[bold green]PASS[/]" if result.passed else f"[bold red]FAIL[/] ({result.failure_count} failing)"
     console.print(f"compsafe gate · policy [bold]{escape(policy.name)}[/] · {len(result.checks)} checks: {verdict}")
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    table.add_column("variant")
-    table.add_column("pass", justify="right")
-    table.add_column("fail", justify="right")
-    table.add_column("skipped", justify="right")
-    for label in dict.fromkeys(c.variant for c in result.checks):
-        mine = [c for c in result.checks if c.variant == label]
-        fails = sum(c.status == FAIL for c in mine)
-        table.add_row(
-            escape(label),
-            str(sum(c.status == "pass" for c in mine)),
-            f"[red]{fails}[/]" if fails else "0",
-            str(sum(c.status == SKIP for c in mine)),
-        )
-    console.print(table)
-    for check in result.failures:
+    for note in result.notes:
+        console.print(f"[bold yellow]! {escape(note)}[/]", highlight=False)
+    for problem in result.problems:
+        console.print(f"[red]✗[/] {escape(problem)}", highlight=False)
+    if result.checks:
+        table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+        for column in ("variant", "pass", "fail", "insufficient", "skipped"):
+            table.add_column(column, justify="left" if column == "variant" else "right")
+        for label in dict.fromkeys(c.variant for c in result.checks):
+            mine = [c for c in result.checks if c.variant == label]
+            fails = sum(c.status == FAIL for c in mine)
+            short = sum(c.status == INSUFFICIENT for c in mine)
+            table.add_row(
+                escape(label),
+                str(sum(c.status == PASS for c in mine)),
+                f"[red]{fails}[/]" if fails else "0",
+                (f"[yellow]{short}[/]" if result.allow_insufficient else f"[red]{short}[/]") if short else "0",
+                str(sum(c.status == SKIP for c in mine)),
+            )
+        console.print(table)
+    for check in [c for c in result.checks if c.status in (FAIL, INSUFFICIENT)]:
+        mark = "[yellow]?[/]" if check.status == INSUFFICIENT and result.allow_insufficient else "[red]✗[/]"
         evidence = f"\n    [dim]{escape(check.evidence)}[/]" if check.evidence else ""
         console.print(
-            f"[red]✗[/] [bold]{escape(check.variant)}[/] · {escape(check.rule.describe())}\n"
+            f"{mark} [bold]{escape(check.variant)}[/] · {escape(check.rule.describe())} [{check.status}]\n"
             f"    {escape('; '.join(check.reasons))}{evidence}",
             highlight=False,
         )
+    if result.allow_insufficient and any(c.status == INSUFFICIENT for c in result.checks):
+        console.print("[dim]insufficient evidence allowed by the policy / --allow-insufficient[/]", highlight=False)
     skipped = sorted({c.rule.metric for c in result.checks if c.status == SKIP})
     if skipped:
-        console.print(f"[dim]skipped (not in this run): {escape(', '.join(skipped))}[/]", highlight=False)
+        console.print(f"[dim]skipped (probe not run, rule not required): {escape(', '.join(skipped))}[/]",
+                      highlight=False)  # fmt: skip
 
 
 def print_verify(result: VerifyResult, console: Console, model_dir: str) -> None:

@@ -1,0 +1,63 @@
+"""Strict YAML reading for user files (policies, profiles): duplicate keys and undecodable bytes are errors.
+
+PyYAML's ``safe_load`` keeps the last of two equal keys, so a policy with ``max_drop`` written twice silently
+checks one of them; a file that is not UTF-8 raised a UnicodeDecodeError traceback. Both are user mistakes
+that deserve one line naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compsafe.errors import CompsafeError
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping holding the same key twice."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            duplicate = key in seen
+        except TypeError:  # an unhashable key: let the constructor report it
+            break
+        if duplicate:
+            line = key_node.start_mark.line + 1
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (line {line})",
+                                                    key_node.start_mark)  # fmt: skip
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def parse_yaml(text: str, source: str, error: type[CompsafeError]) -> Any:
+    """Parse YAML text strictly; any problem is ``error`` with one line naming ``source``."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.constructor.ConstructorError as exc:
+        if exc.problem and exc.problem.startswith("duplicate key"):
+            raise error(f"{source}: {exc.problem}; each key may appear once") from exc
+        raise error(f"{source} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise error(f"{source} is not valid YAML: {' '.join(str(exc).split())[:300]}") from exc
+
+
+def read_yaml(path: Path, what: str, error: type[CompsafeError]) -> Any:
+    """Read and parse a YAML file strictly: unreadable, non-UTF-8, malformed or duplicate-key files are ``error``."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
+    return parse_yaml(text, f"{what} {path}", error)
