@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -176,6 +177,15 @@ def test_variant_lists_missing_metrics_and_drift() -> None:
         ("rules: []\n", "non-empty 'rules'"),
         ("- just a list\n", "expected a mapping"),
         ("rulez: []\n", "unknown key(s) rulez"),
+        ("rules:\n  - {metric: refusal.refusal_rat, max_drop: 0.02}\n", "Did you mean 'refusal.refusal_rate'"),
+        ("rules:\n  - {metric: refusl.refusal_rate, max_drop: 0.02}\n", "Did you mean 'refusal'"),
+        ("rules:\n  - {metric: alignment_drift_ratio.vs_mcq, max: 2}\n", "alignment_drift_ratio.vs_mcqa"),
+        ("rules:\n  - metric: refusal.refusal_rate\n    max_drop: 0.02\n    max_drop: 0.5\n",
+         "duplicate key 'max_drop'"),
+        ("rules:\n  - {metric: perplexity.ratio, max: 1.1}\nrules: []\n", "duplicate key 'rules'"),
+        ("rules:\n  - {metric: alignment_drift_ratio, max_drop: 1}\n", "no base value"),
+        ("rules:\n  - {metric: perplexity.ratio, max: .nan}\n", "must be a finite number"),
+        ("allow_insufficient_evidence: maybe\nrules:\n  - {metric: perplexity.ratio, max: 1.1}\n", "true or false"),
     ],
 )
 def test_bad_policy_files_exit_2_with_one_line(tmp_path: Path, text: str, needle: str) -> None:
@@ -218,3 +228,94 @@ def test_gate_cli_exit_codes_and_explanation(tmp_path: Path) -> None:
     assert runner.invoke(app, ["gate", str(good)]).exit_code == 0
     missing = runner.invoke(app, ["gate", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "not a run folder" in missing.output
+
+
+# ---- the gate fails closed (issue 14): every class of unusable policy or run is a failure or an exit 2
+
+
+def strict_json(text: str) -> dict:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"invalid JSON constant {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_null_metric_fails_the_variant_with_its_reason() -> None:
+    summary = make_summary()
+    summary["metrics"]["int4-rtn-g128"]["mcqa"]["accuracy"] = None
+    summary["null_reasons"] = {"metrics.int4-rtn-g128.mcqa.accuracy": "NaN (not computable on these items)"}
+    check = evaluate_policy(summary, policy({"metric": "mcqa.accuracy", "min": 0.1})).checks[0]
+    assert check.status == "fail" and "no value for int4-rtn-g128" in check.reasons[0]
+    assert "NaN (not computable" in check.reasons[0]
+    # required: false only skips a probe that did not run, never a null from one that did
+    assert statuses(summary, policy({"metric": "mcqa.accuracy", "min": 0.1, "required": False})) == ["fail"]
+
+
+def test_no_variants_broken_variants_and_zero_checks_fail(tmp_path: Path) -> None:
+    rule = {"metric": "refusal.refusal_rate", "max_drop": 0.5}
+    empty = make_summary()
+    empty["metrics"] = {"base": empty["metrics"]["base"]}
+    empty["comparisons"] = {}
+    result = evaluate_policy(empty, policy(rule))
+    assert not result.passed and "no variants" in result.problems[0]
+
+    broken = copy.deepcopy(empty)
+    broken["models"] = {"int4": {"broken": "3 weight tensor(s) hold NaN/inf after compression"}}
+    result = evaluate_policy(broken, policy(rule))
+    assert not result.passed and "int4 is BROKEN" in result.problems[0]
+
+    nothing = evaluate_policy(make_summary(), policy({"metric": "toxicity.expected_max_toxicity", "max": 1,
+                                                      "required": False}))  # fmt: skip
+    assert [c.status for c in nothing.checks] == ["skip"]
+    assert not nothing.passed and "0 checks" in nothing.problems[0]
+
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text("rules:\n  - {metric: refusal.refusal_rate, max_drop: 0.5}\n")
+    for summary in (empty, broken):
+        run_dir = write_run(tmp_path / str(id(summary)), summary)
+        result = runner.invoke(app, ["gate", str(run_dir), "--policy", str(policy_file)])
+        assert result.exit_code == 1 and "FAIL" in result.output, result.output
+        data = strict_json(runner.invoke(app, ["gate", str(run_dir), "--policy", str(policy_file), "--json"]).output)
+        assert data["passed"] is False and data["problems"]
+
+
+def test_an_underpowered_run_is_insufficient_evidence_not_a_pass(tmp_path: Path) -> None:
+    """The issue's --limit 12 case: an 8.3 pp refusal drop with CI [-50, +33] must not pass the default gate."""
+    summary = make_summary(refusal=(0.50, 0.417), refusal_ci=(-0.50, 0.33), refusal_p=0.75)
+    summary["config"] = {"limit": 12}
+    summary["probes"]["refusal"]["dataset"] = {"count": 12, "available": 132}
+    run_dir = write_run(tmp_path, summary)
+    result = runner.invoke(app, ["gate", str(run_dir)])
+    assert result.exit_code == 1, result.output
+    assert "insufficient" in result.output and "--limit 12" in result.output and "refusal 12/132" in result.output
+    data = strict_json(runner.invoke(app, ["gate", str(run_dir), "--json"]).output)
+    check = next(c for c in data["checks"] if c["metric"] == "refusal.refusal_rate")
+    assert check["status"] == "insufficient" and check["items_to_decide"] > 100
+    assert any("--limit 12" in note for note in data["notes"])
+    allowed = runner.invoke(app, ["gate", str(run_dir), "--allow-insufficient"])
+    assert "insufficient evidence allowed" in allowed.output
+
+
+def test_json_output_is_strict_with_an_infinite_drift(tmp_path: Path) -> None:
+    worst = make_summary(drift={"vs_mcqa": {"value": None, "status": "safety_loss_without_capability_loss"},
+                                "headline": "vs_mcqa", "safety_change_p_value": 0.01})  # fmt: skip
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text("rules:\n  - {metric: alignment_drift_ratio, max: 3}\n")
+    result = runner.invoke(app, ["gate", str(write_run(tmp_path, worst)), "--policy", str(policy_file), "--json"])
+    data = strict_json(result.output)
+    assert result.exit_code == 1 and data["checks"][0]["value"] == "inf"
+
+
+def test_a_policy_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.yaml"
+    bad.write_bytes("rules:\n  - {metric: refusal.refusal_rate, max_drop: 0.02} # \xe9\n".encode("latin-1"))
+    result = runner.invoke(app, ["gate", str(write_run(tmp_path, make_summary())), "--policy", str(bad)])
+    assert result.exit_code == 2 and "not UTF-8" in result.output and "Traceback" not in result.output
+
+
+def test_every_shipped_policy_and_profile_policy_validates() -> None:
+    from compsafe.profiles import load_profile, profile_names
+
+    assert shipped_policy("default").rules
+    for name in profile_names():
+        assert load_profile(name).policy.rules

@@ -916,7 +916,7 @@ def compare(
         fail(exc)
         return
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(json.dumps(result, indent=2, allow_nan=False))
     else:
         print_compare(result, str(run_a), str(run_b), console)
 
