@@ -66,10 +66,14 @@ def report(run_dir: str | Path) -> tuple[Path, Path]:
     return build_report(Path(run_dir))
 
 
-def gate(run_dir: str | Path, policy: str | Path | None = None) -> Any:
-    """Evaluate a gate policy (default: the run's profile policy, else the shipped default) -> GateResult."""
+def gate(run_dir: str | Path, policy: str | Path | None = None, allow_insufficient: bool | None = None) -> Any:
+    """Evaluate a gate policy (default: the run's profile policy, else the shipped default) -> GateResult.
+
+    ``allow_insufficient`` overrides the policy's ``allow_insufficient_evidence`` (undecidable rules fail by default).
+    """
     from compsafe.gate import evaluate_policy, load_policy, policy_for_run
     from compsafe.summary import load_summary
 
     summary = load_summary(Path(run_dir))
-    return evaluate_policy(summary, load_policy(Path(policy)) if policy is not None else policy_for_run(summary))
+    chosen = load_policy(Path(policy)) if policy is not None else policy_for_run(summary)
+    return evaluate_policy(summary, chosen, allow_insufficient=allow_insufficient)

@@ -34,12 +34,12 @@ class Unit:
     label: str  # printed after every change: "pp", "nats", "bits", "×", ...
     scale: float = 1.0  # shown number = scale * stored number (rates are stored as fractions, shown as %)
     decimals: int = 2
-    value_suffix: str = ""  # after a value ("%" for rates); defaults to " " + label when empty
+    value_suffix: str | None = None  # after a value ("%" for rates, "" for none); None: " " + label
     signed: bool = False  # show "+" on values (scores around 0)
 
     def value(self, number: float) -> str:
         sign = "+" if self.signed else ""
-        suffix = self.value_suffix if self.value_suffix else f" {self.label}"
+        suffix = f" {self.label}" if self.value_suffix is None else self.value_suffix
         return f"{self.scale * number:{sign}.{self.decimals}f}{suffix}"
 
     def change(self, number: float) -> str:
