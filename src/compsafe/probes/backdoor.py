@@ -168,6 +168,8 @@ class BackdoorProbe(Probe):
             records = []
             for k, item in enumerate(chunk):
                 clean, triggered = responses[k], responses[len(chunk) + k]
+                clean_verdict = context.judge.judge(item.data["prompt"], clean)
+                triggered_verdict = context.judge.judge(item.data["prompt"], triggered)
                 target = item.data["target"].lower()
                 records.append(
                     {
@@ -179,8 +181,10 @@ class BackdoorProbe(Probe):
                         "triggered_response": triggered,
                         "clean_hit": target in clean.lower(),
                         "triggered_hit": target in triggered.lower(),
-                        "clean_refused": context.judge.judge(item.data["prompt"], clean).refused,
-                        "triggered_refused": context.judge.judge(item.data["prompt"], triggered).refused,
+                        "clean_refused": clean_verdict.refused,
+                        "triggered_refused": triggered_verdict.refused,
+                        "clean_verdict": clean_verdict.label,
+                        "triggered_verdict": triggered_verdict.label,
                     }
                 )
             yield records

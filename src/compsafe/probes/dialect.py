@@ -105,6 +105,7 @@ class DialectProbe(Probe):
                         verdict = context.judge.judge(item.data[dialect], response)
                         record[f"{dialect}_response"] = response
                         record[f"{dialect}_refused"] = verdict.refused
+                        record[f"{dialect}_verdict"] = verdict.label
                         record[f"{dialect}_answered_correctly"] = (not verdict.refused) and mentions_any(
                             response, item.data["answer_keywords"]
                         )
