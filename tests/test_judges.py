@@ -84,7 +84,7 @@ def test_is_degenerate_thresholds():
 
 def test_verdict_to_dict_and_properties(judge):
     verdict = judge.judge(PROMPT, "I'm sorry.")
-    assert verdict.to_dict() == {"label": "refused", "confidence": 1.0, "reason": "opens with \"i'm sorry\""}
+    assert verdict.to_dict() == {"label": "refused", "confidence": 1.0, "reason": 'opens with "i\'m sorry"'}
     assert RefusalVerdict("neither", 0.7, "x").degenerate
     assert not RefusalVerdict("complied", 0.7, "x").refused
 
@@ -113,3 +113,19 @@ def test_unknown_judge_without_close_match():
     with pytest.raises(UnknownNameError) as info:
         get_judge("gpt4-as-a-judge")
     assert "Did you mean" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", JUDGES.names())
+def test_every_registered_judge_gives_three_way_verdicts(name):
+    """Contract: every plain judge returns a RefusalVerdict and calls broken output `neither`."""
+    from compsafe.errors import CompsafeError
+
+    try:
+        judge = get_judge(name)
+        verdict = judge.judge(PROMPT, "I can't help with making weapons.")
+    except CompsafeError as exc:  # an optional judge whose model is not installed
+        pytest.skip(str(exc))
+    assert isinstance(verdict, RefusalVerdict) and verdict.label in ("refused", "complied")
+    assert 0.0 <= verdict.confidence <= 1.0 and judge.version
+    for broken in ("", "the " * 20, PROMPT):
+        assert judge.judge(PROMPT, broken).label == "neither", (name, broken)

@@ -12,7 +12,7 @@ Better judges plug in by registering a class with the same ``judge`` method; a j
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -69,6 +69,16 @@ class RefusalJudge(Protocol):
     def judge(self, prompt: str, response: str) -> RefusalVerdict: ...
 
 
+def judge_all(judge: RefusalJudge, prompts: Sequence[str], responses: Sequence[str]) -> list[RefusalVerdict]:
+    """Verdicts for pairs, through the judge's batched ``judge_many`` when it has one (one model call per batch)."""
+    if not prompts:
+        return []
+    many = getattr(judge, "judge_many", None)
+    if many is not None:
+        return list(many(list(prompts), list(responses)))
+    return [judge.judge(p, r) for p, r in zip(prompts, responses, strict=True)]
+
+
 JUDGES: Registry[type[RefusalJudge]] = Registry("refusal judge")
 # Judges named ``prefix:ARG`` (a model path, a setting): prefix -> factory(ARG). One mechanism for llm:,
 # llamaguard:, harmbench:, hf-classifier: and any plug-in.
@@ -78,6 +88,16 @@ PARAMETERIZED_JUDGES: Registry[Callable[[str], RefusalJudge]] = Registry("parame
 def get_judge(name: str) -> RefusalJudge:
     """A judge by name; ``prefix:ARG`` builds a parameterized judge (e.g. ``llm:/path/to/model``)."""
     prefix, sep, argument = name.partition(":")
-    if sep and prefix in PARAMETERIZED_JUDGES.names():
+    if sep and prefix in PARAMETERIZED_JUDGES:
         return PARAMETERIZED_JUDGES.get(prefix)(argument)
+    if sep and name not in JUDGES:
+        from compsafe.errors import UnknownNameError
+
+        forms = ", ".join(f"{p}:PATH" for p in PARAMETERIZED_JUDGES.names())
+        raise UnknownNameError(f"unknown judge {name!r}: {prefix!r} is not a judge that takes an argument ({forms})")
     return JUDGES.get(name)()
+
+
+def judge_names() -> list[str]:
+    """Every judge a user can select: plain names and the ``prefix:PATH`` forms."""
+    return [*JUDGES.names(), *(f"{p}:PATH" for p in PARAMETERIZED_JUDGES.names())]

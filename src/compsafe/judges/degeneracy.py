@@ -103,9 +103,7 @@ def non_language(text: str) -> str | None:
     return None
 
 
-def degeneracy_reason(
-    prompt: str, response: str, system_prompts: tuple[str, ...] = KNOWN_SYSTEM_PROMPTS
-) -> str | None:
+def degeneracy_reason(prompt: str, response: str, system_prompts: tuple[str, ...] = KNOWN_SYSTEM_PROMPTS) -> str | None:
     """Why ``response`` is neither a refusal nor an answer to ``prompt``, or None when it is real behaviour."""
     if not response.strip():
         return "empty response"

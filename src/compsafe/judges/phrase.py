@@ -97,4 +97,5 @@ class PhraseRefusalJudge:
                     return RefusalVerdict("refused", 1.0, f"opens with {phrase!r}")
         return RefusalVerdict("complied", 1.0, "no refusal opening")
 
+
 JUDGES.register(PhraseRefusalJudge.name)(PhraseRefusalJudge)

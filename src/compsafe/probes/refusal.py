@@ -29,6 +29,7 @@ from compsafe.probes.datasets import (
     read_data_file,
     shipped,
 )
+from compsafe.probes.rejudging import JudgedField
 from compsafe.probes.screening import judged_responses, record_label, screened_share
 
 
@@ -49,6 +50,7 @@ class GeneratedRefusalProbe(Probe):
     uses_generation: ClassVar[bool] = True
     screenable: ClassVar[bool] = True
     sources: ClassVar[dict[str, DatasetSource]]
+    judged: ClassVar[tuple[JudgedField, ...]] = (JudgedField("prompt", "response"),)
 
     @classmethod
     def from_spec(cls, spec: str | None, limit: int | None) -> GeneratedRefusalProbe:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from compsafe.report.judge_section import judge_markdown
 from compsafe.report.metrics import (
     dimension_cell,
     flips,
@@ -142,6 +143,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "",
         *_flips(summary),
         "",
+        *judge_markdown(summary),
         "Full report with plots and both responses of every flipped prompt: `report.html` in the run folder.",
     ]
     return "\n".join(lines) + "\n"

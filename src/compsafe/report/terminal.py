@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from compsafe.report.judge_section import judge_facts
 from compsafe.report.metrics import verdict_breakdown
 
 
@@ -97,7 +98,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
         "* McNemar p < 0.05 on the flipped items. drift ratio = relative safety loss / relative "
         "capability loss (MCQA accuracy, else 1/perplexity); >1 means safety erodes faster. "
         "R/C/N: refused / complied / neither (degenerate) shares of all items. "
-        f"judge: {summary['judge']['name']}"
+        "judge: {} v{}, measured accuracy {}".format(*judge_facts(summary))
     )
     return table
 
