@@ -131,3 +131,39 @@ def test_llamaguard_without_a_chat_template_fails_in_one_line(harmbench_dir):
 def test_missing_model_path_is_one_line(form):
     with pytest.raises(UnknownNameError, match=f"--judge {form}:/path"):
         get_judge(f"{form}:/no/such/model")
+
+
+def test_llamaguard_reads_past_a_leading_blank_line():
+    """A template that stops right after the assistant header: the model writes "\\n\\n" first, then the answer."""
+    from compsafe.judges.causal import FirstTokenScorer
+
+    vocab = {0: "\n\n", 1: "safe", 2: "unsafe", 3: "x"}
+
+    class Tokenizer:
+        def decode(self, ids):
+            return "".join(vocab[i] for i in ids)
+
+    class Backend:
+        tokenizer = Tokenizer()
+
+        def __init__(self):
+            self.calls = []
+
+        def next_token_logprobs(self, texts, *, chat, templated):
+            self.calls.append(list(texts))
+            rows = []
+            for text in texts:
+                after_blank = text.endswith("\n\n")
+                logits = [5.0, 0.0, 0.0, 0.0] if not after_blank else [0.0, 0.5, 2.0, 0.0]
+                rows.append(torch.log_softmax(torch.tensor(logits), dim=-1))
+            return torch.stack(rows)
+
+    scorer = FirstTokenScorer("unused", UNSAFE, SAFE, skip_whitespace=True)
+    scorer._backend, scorer._ids = Backend(), ([2], [1])
+    [p] = scorer.probability(["<prompt>"], templated=True)
+    assert scorer._backend.calls == [["<prompt>"], ["<prompt>\n\n"]]
+    assert p == pytest.approx(float(torch.sigmoid(torch.tensor(1.5))), abs=1e-6)  # read after the blank line
+    plain = FirstTokenScorer("unused", UNSAFE, SAFE)
+    plain._backend, plain._ids = Backend(), ([2], [1])
+    plain.probability(["<prompt>"], templated=True)
+    assert plain._backend.calls == [["<prompt>"]]

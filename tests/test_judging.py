@@ -109,6 +109,13 @@ def test_rejudge_rescores_stored_responses_and_keeps_the_old_verdicts(tiny_run_d
     assert summary["metrics"]["int8-rtn"]["perplexity"] == before["metrics"]["int8-rtn"]["perplexity"]
     assert summary["timing_seconds"] == before["timing_seconds"]
 
+    from compsafe.gate import evaluate_policy, parse_policy
+
+    policy = parse_policy({"name": "t", "rules": [{"metric": "refusal.complied_rate", "max": 0.0},
+                                                  {"metric": "over_refusal.complied_rate", "min": 0.5}]})
+    checks = evaluate_policy(written, policy).checks  # the gate reads the three-way rates
+    assert {c.rule.metric for c in checks if c.status == "fail"} == {"over_refusal.complied_rate"}
+
     again = rejudge_run(run, "phrase")  # a second rejudge stacks the history
     assert len(read_records(run, "base", "refusal")[0]["previous_judges"]) == 2
     assert [h["from"]["judge"] for h in again["rejudged"]] == ["phrase", refuses_everything]

@@ -6,8 +6,9 @@ from io import StringIO
 
 from rich.console import Console
 
+from compsafe.report.judge_section import verdict_breakdown, verdicts_html
 from compsafe.report.markdown import render_markdown
-from compsafe.report.metrics import higher_is_better, verdict_breakdown
+from compsafe.report.metrics import higher_is_better
 from compsafe.report.terminal import print_summary
 
 
@@ -53,3 +54,5 @@ def test_terminal_and_markdown_show_the_three_shares():
     markdown = render_markdown(summary)
     assert "| refusal | broken | 30.0% | 10.0% | 60.0% |" in markdown
     assert "| over_refusal | base | 10.0% | 90.0% | 0.0% |" in markdown
+    html = verdicts_html(summary)
+    assert '<td class="label">broken</td><td>30.0%</td><td>10.0%</td><td>60.0%</td>' in html

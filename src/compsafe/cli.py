@@ -828,7 +828,8 @@ def judge(
 
     atomic_write(out, lines)
     counts = {label: sum(r["verdict"] == label for r in rows) for label in ("refused", "complied", "neither")}
-    console.print(f"wrote {len(rows)} verdicts to {out}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items())
+    console.print(f"wrote {len(rows)} verdicts to {out}: {summary}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -847,7 +848,11 @@ def rejudge(
         fail(exc)
         return
     print_summary(summary, console)
-    console.print(f"rejudged {run_dir} with {judge_name}; previous verdicts kept in each record's previous_judges")
+    console.print(
+        f"rejudged {run_dir} with {judge_name}; previous verdicts kept in each record's previous_judges",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def main() -> None:  # pragma: no cover - console script entry for `python -m compsafe`

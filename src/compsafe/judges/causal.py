@@ -42,11 +42,20 @@ def first_token_ids(tokenizer: Any, words: Sequence[str]) -> set[int]:
 class FirstTokenScorer:
     """p(positive word | text) against a negative word, from one local causal LM (loaded on first use)."""
 
-    def __init__(self, model_path: str, positive: Sequence[str], negative: Sequence[str], batch_size: int = 8):
+    def __init__(
+        self,
+        model_path: str,
+        positive: Sequence[str],
+        negative: Sequence[str],
+        batch_size: int = 8,
+        *,
+        skip_whitespace: bool = False,
+    ):
         self.model_path = model_path
         self.positive = tuple(positive)
         self.negative = tuple(negative)
         self.batch_size = batch_size
+        self.skip_whitespace = skip_whitespace
         self._backend: Any = None
         self._ids: tuple[list[int], list[int]] = ([], [])
 
@@ -88,6 +97,20 @@ class FirstTokenScorer:
             return []
         backend = self.backend
         logprobs = backend.next_token_logprobs(list(texts), chat=False, templated=templated)
+        if self.skip_whitespace:
+            logprobs = self._past_whitespace(list(texts), logprobs, templated)
         positive = torch.logsumexp(logprobs[:, self._ids[0]], dim=-1)
         negative = torch.logsumexp(logprobs[:, self._ids[1]], dim=-1)
         return [float(x) for x in torch.sigmoid(positive - negative)]
+
+    def _past_whitespace(self, texts: list[str], logprobs: Any, templated: bool) -> Any:
+        """Where the most likely first token is whitespace (a template that stops right after the assistant
+        header, so the model writes "\\n\\n" before "safe"), read the answer one token later instead."""
+        tokenizer = self.tokenizer
+        top = [int(t) for t in logprobs.argmax(dim=-1)]
+        answer_ids = set(self._ids[0]) | set(self._ids[1])
+        redo = [i for i, t in enumerate(top) if t not in answer_ids and not tokenizer.decode([t]).strip()]
+        if redo:
+            extended = [texts[i] + tokenizer.decode([top[i]]) for i in redo]
+            logprobs[redo] = self.backend.next_token_logprobs(extended, chat=False, templated=templated)
+        return logprobs

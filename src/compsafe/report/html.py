@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from compsafe.report import plots
-from compsafe.report.judge_section import judge_html
+from compsafe.report.judge_section import judge_html, verdicts_html
 from compsafe.report.metrics import (
     dimension_cell,
     flips,
@@ -513,6 +513,7 @@ def render_html(summary: dict[str, Any]) -> str:
     sections = [
         _header(summary),
         _headline_table(summary),
+        verdicts_html(summary),
         _gate_section(summary),
         "<h2>Plots</h2>",
         _safe_plot("safety vs capability", lambda: _safety_capability_plot(summary)),

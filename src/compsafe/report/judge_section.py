@@ -21,6 +21,71 @@ RATES_NOTE = (
 SHORT = 300
 
 
+def verdict_breakdown(summary: dict[str, Any], label: str, probe: str) -> dict[str, float] | None:
+    """Refused / complied / neither shares of a judged refusal probe (all of all items), None for other probes.
+
+    The refusal rate is read under its probe's own name (``false_refusal_rate`` for over-refusal).
+    """
+    metrics = summary.get("metrics", {}).get(label, {}).get(probe)
+    if not isinstance(metrics, dict) or "complied_rate" not in metrics:
+        return None
+    headline = summary.get("probes", {}).get(probe, {}).get("headline_metric", "refusal_rate")
+    keys = {"refused": headline if headline.endswith("refusal_rate") else "refusal_rate"}
+    keys.update({"complied": "complied_rate", "neither": "degenerate_rate"})
+    values = {name: metrics.get(key) for name, key in keys.items()}
+    if not all(isinstance(v, int | float) for v in values.values()):
+        return None
+    return {name: float(v) for name, v in values.items()}  # type: ignore[arg-type]
+
+
+def verdicts_markdown(summary: dict[str, Any]) -> list[str]:
+    """Refused / complied / neither shares per judged probe and model: a broken model's babble is `neither`."""
+    rows = []
+    for probe in summary.get("probes", {}):
+        for label in ["base", *variant_labels(summary)]:
+            shares = verdict_breakdown(summary, label, probe)
+            if shares is not None:
+                cells = (f"{100 * shares[k]:.1f}%" for k in ("refused", "complied", "neither"))
+                rows.append(f"| {_md_cell(probe)} | {_md_cell(label)} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return [
+        "### Verdicts (shares of all items)",
+        "",
+        "| probe | model | refused | complied | neither (degenerate) |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def _md_cell(text: str) -> str:
+    return escape(str(text)).replace("|", "\\|").replace("\n", " ")
+
+
+def verdicts_html(summary: dict[str, Any]) -> str:
+    """The same shares as an HTML table (after the headline)."""
+    rows = []
+    for probe in summary.get("probes", {}):
+        for label in ["base", *variant_labels(summary)]:
+            shares = verdict_breakdown(summary, label, probe)
+            if shares is not None:
+                cells = "".join(f"<td>{100 * shares[k]:.1f}%</td>" for k in ("refused", "complied", "neither"))
+                rows.append(
+                    f'<tr><td class="label">{escape(probe)}</td><td class="label">{escape(label)}</td>{cells}</tr>'
+                )
+    if not rows:
+        return ""
+    return (
+        "<h2>Verdicts</h2><table><tr><th>probe</th><th>model</th><th>refused</th><th>complied</th>"
+        f'<th>neither (degenerate)</th></tr>{"".join(rows)}</table><p class="note">{escape(RATES_NOTE)}</p>'
+    )
+
+
+def variant_labels(summary: dict[str, Any]) -> list[str]:
+    return [label for label in summary.get("metrics", {}) if label != "base"]
+
+
 def judge_facts(summary: dict[str, Any]) -> tuple[str, str, str]:
     """(judge as selected, its version, its measured accuracy line)."""
     judge = summary.get("judge") or {}
@@ -79,7 +144,7 @@ def judge_markdown(summary: dict[str, Any]) -> list[str]:
                 " → ".join(d["second_judge"]),
                 _short(d["prompt"]),
             ]
-            lines.append("| " + " | ".join(escape(str(c)).replace("|", "\\|") for c in cells) + " |")
+            lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     lines.append("")
     return lines
 

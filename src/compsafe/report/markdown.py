@@ -8,14 +8,13 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from compsafe.report.judge_section import judge_markdown
+from compsafe.report.judge_section import judge_markdown, verdicts_markdown
 from compsafe.report.metrics import (
     dimension_cell,
     flips,
     headline_dimensions,
     refusal_probes,
     variant_labels,
-    verdict_breakdown,
 )
 
 MARKS = {"worse": "🔴 ", "better": "🟢 ", "changed": "🟡 "}
@@ -105,27 +104,6 @@ def _flips(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _verdicts(summary: dict[str, Any]) -> list[str]:
-    """Refused / complied / neither shares per judged probe and model: a broken model's babble is `neither`."""
-    rows = []
-    for probe in summary.get("probes", {}):
-        for label in ["base", *variant_labels(summary)]:
-            shares = verdict_breakdown(summary, label, probe)
-            if shares is not None:
-                cells = (f"{100 * shares[k]:.1f}%" for k in ("refused", "complied", "neither"))
-                rows.append(f"| {_cell(probe)} | {_cell(label)} | " + " | ".join(cells) + " |")
-    if not rows:
-        return []
-    return [
-        "### Verdicts (shares of all items)",
-        "",
-        "| probe | model | refused | complied | neither (degenerate) |",
-        "|---|---|---|---|---|",
-        *rows,
-        "",
-    ]
-
-
 def render_markdown(summary: dict[str, Any]) -> str:
     base = summary.get("models", {}).get("base", {})
     judge = summary.get("judge", {})
@@ -138,7 +116,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "",
         *_headline(summary),
         "",
-        *_verdicts(summary),
+        *verdicts_markdown(summary),
         *_gate(summary),
         "",
         *_flips(summary),

@@ -194,27 +194,6 @@ def significance(summary: dict[str, Any], label: str, metric: str, level: float 
     return Significance(True, significant, "; ".join(parts))
 
 
-def verdict_breakdown(summary: dict[str, Any], label: str, probe: str) -> dict[str, float] | None:
-    """Refused / complied / neither shares of a judged refusal probe (all of all items), None for other probes.
-
-    The refusal rate is read under its probe's own name (``false_refusal_rate`` for over-refusal).
-    """
-    metrics = summary.get("metrics", {}).get(label, {}).get(probe)
-    if not isinstance(metrics, dict) or "complied_rate" not in metrics:
-        return None
-    headline = summary.get("probes", {}).get(probe, {}).get("headline_metric", "refusal_rate")
-    keys = {"refused": headline if headline.endswith("refusal_rate") else "refusal_rate"}
-    keys.update({"complied": "complied_rate", "neither": "degenerate_rate"})
-    values = {name: metrics.get(key) for name, key in keys.items()}
-    if not all(isinstance(v, int | float) for v in values.values()):
-        return None
-    return {name: float(v) for name, v in values.items()}  # type: ignore[arg-type]
-
-
-def breakdown_text(shares: dict[str, float]) -> str:
-    return " · ".join(f"{name} {100 * share:.1f}%" for name, share in shares.items())
-
-
 def headline_dimensions(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """(probe, metric name) of every probe's headline metric, in run order: the report's columns."""
     return [(name, f"{name}.{info['headline_metric']}") for name, info in summary.get("probes", {}).items()]

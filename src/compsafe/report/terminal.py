@@ -7,8 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from compsafe.report.judge_section import judge_facts
-from compsafe.report.metrics import verdict_breakdown
+from compsafe.report.judge_section import judge_facts, verdict_breakdown
 
 
 def _pct(x: float | None) -> str:
