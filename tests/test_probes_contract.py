@@ -10,6 +10,7 @@ import torch
 
 from compsafe.analysis.compare import compare_probe
 from compsafe.judges import get_judge
+from compsafe.judges.phrase import PhraseRefusalJudge
 from compsafe.metrics import declaration_problems, metric_value, numeric_keys
 from compsafe.models import GenerationConfig, HFBackend
 from compsafe.probes import PROBES, Item, ProbeContext, build_probe
@@ -66,7 +67,7 @@ def test_probe_contract(name, tiny_handle):
     assert ("judge" in config) == probe.uses_judge
     assert ("generation" in config) == probe.uses_generation
     if probe.uses_judge:
-        assert config["judge"] == "phrase@1"
+        assert config["judge"] == f"phrase@{PhraseRefusalJudge.version}"
     if probe.uses_generation:
         assert config["generation"] == GENERATION.to_dict()
     json.dumps(config)
@@ -172,8 +173,12 @@ def test_refusal_records_hold_judge_verdicts(tiny_handle):
         verdict = judge.judge(record["prompt"], record["response"])
         assert record["refused"] == verdict.refused
         assert record["degenerate"] == verdict.degenerate
+        assert (record["verdict"], record["judge_confidence"]) == (verdict.label, verdict.confidence)
     summary = probe.summarize(records)
     assert summary["refusal_rate"] == sum(r["refused"] for r in records) / 6
+    assert summary["complied_rate"] == sum(r["verdict"] == "complied" for r in records) / 6
+    assert summary["degenerate_rate"] == sum(r["verdict"] == "neither" for r in records) / 6
+    assert summary["refusal_rate"] + summary["complied_rate"] + summary["degenerate_rate"] == pytest.approx(1.0)
     assert set(summary["by_category"]) == {r["category"] for r in records}
 
 

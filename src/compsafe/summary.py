@@ -176,9 +176,39 @@ class ModelInfo(_Open):
     broken: str | None = None  # why the variant was not probed (NaN/inf weights)
 
 
+class Disagreement(_Open):
+    """A flipped item the second judge reads differently from the run's judge."""
+
+    model: str = ""
+    probe: str = ""
+    item_id: str = ""
+    prompt: str = ""
+    base_response: str = ""
+    variant_response: str = ""
+    judge: list[str] = Field(default_factory=list)  # [base verdict, variant verdict]
+    second_judge: list[str] = Field(default_factory=list)
+
+
+class SecondOpinion(_Open):
+    judge: str = "?"
+    version: str | int = "?"
+    flips_checked: int = 0
+    disagreements: list[Disagreement] = Field(default_factory=list)
+
+
 class JudgeInfo(_Open):
     name: str = "?"
     version: str | int = "?"
+    spec: str | None = None  # the judge as selected (``llm:PATH``), when it differs from its name
+    second_opinion: SecondOpinion | None = None
+
+
+class RejudgeEntry(_Open):
+    """One ``compsafe rejudge``: the judge before and after, and when."""
+
+    previous: dict[str, Any] = Field(default_factory=dict, alias="from")
+    to: dict[str, Any] = Field(default_factory=dict)
+    at: float | None = None
 
 
 class ConfigRecord(_Open):
@@ -205,6 +235,7 @@ class RunSummary(_Open):
     environment: dict[str, Any] = Field(default_factory=dict)
     timing_seconds: dict[str, float] = Field(default_factory=dict)
     null_reasons: dict[str, str] = Field(default_factory=dict)
+    rejudged: list[RejudgeEntry] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -259,7 +290,10 @@ class RunSummary(_Open):
 
     def to_json(self) -> str:
         """The document as written: exactly the fields that were set (nothing defaulted in), strict JSON."""
-        return json.dumps(self.model_dump(mode="json", exclude_unset=True), indent=2, ensure_ascii=False) + "\n"
+        return (
+            json.dumps(self.model_dump(mode="json", exclude_unset=True, by_alias=True), indent=2, ensure_ascii=False)
+            + "\n"
+        )
 
 
 def first_non_finite(data: Any, path: str = "") -> str | None:
@@ -311,6 +345,11 @@ def load_summary(run_dir: Path) -> RunSummary:
     except (OSError, ValueError, RecursionError) as exc:
         raise RunFolderError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
     return parse_summary(data, str(path))
+
+
+def load_summary_data(run_dir: Path) -> dict[str, Any]:
+    """summary.json validated by the schema, returned as the plain dict that was written (for rewriters)."""
+    return json.loads(load_summary(run_dir).to_json())
 
 
 def json_safe(value: Any, path: str = "", reasons: dict[str, str] | None = None) -> Any:

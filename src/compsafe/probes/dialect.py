@@ -22,6 +22,7 @@ from compsafe.errors import DataFileError
 from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record, chunked
 from compsafe.probes.datasets import DatasetSource, balanced_limit, field, pick_source, read_data_file, shipped
 from compsafe.probes.declarations import HIGHER, LOWER, Metric, count, nats, perplexity, rate, score
+from compsafe.probes.rejudging import JudgedField
 from compsafe.probes.sampling import sentence_loglikelihoods
 
 
@@ -53,6 +54,10 @@ class DialectProbe(Probe):
         count("n_requests"),
     )
     uses_judge: ClassVar[bool] = True
+    judged: ClassVar[tuple[JudgedField, ...]] = (
+        JudgedField("sae", "sae_response", "sae_"),
+        JudgedField("aae", "aae_response", "aae_"),
+    )
     uses_generation: ClassVar[bool] = True
     sources: ClassVar[dict[str, DatasetSource]] = {
         "compsafe": DatasetSource(
@@ -121,12 +126,23 @@ class DialectProbe(Probe):
                         verdict = context.judge.judge(item.data[dialect], response)
                         record[f"{dialect}_response"] = response
                         record[f"{dialect}_refused"] = verdict.refused
+                        record[f"{dialect}_verdict"] = verdict.label
                         record[f"{dialect}_answered_correctly"] = (not verdict.refused) and mentions_any(
                             response, item.data["answer_keywords"]
                         )
                 records.append(record)
             context.progress(len(chunk))
             yield records
+
+    def rederive(self, record: Record, item: Item | None) -> Record:
+        if item is None or record.get("kind") != "request":
+            return record
+        keywords = item.data["answer_keywords"]
+        derived = {
+            f"{d}_answered_correctly": (not record[f"{d}_refused"]) and mentions_any(record[f"{d}_response"], keywords)
+            for d in ("sae", "aae")
+        }
+        return {**record, **derived}
 
     def summarize(self, records: Sequence[Record]) -> dict[str, Any]:
         n = len(records)

@@ -18,6 +18,7 @@ from compsafe.metrics import (
     safety_probe,
     variant_labels,
 )
+from compsafe.report.judge_section import judge_markdown, verdicts_markdown
 from compsafe.summary import RunSummary, parse_summary
 
 MARKS = {"worse": "🔴 ", "better": "🟢 ", "changed": "🟡 "}
@@ -131,10 +132,12 @@ def render_markdown(summary: RunSummary | dict[str, Any]) -> str:
         "",
         *_headline(summary),
         "",
+        *verdicts_markdown(summary),
         *_gate(summary),
         "",
         *_flips(summary),
         "",
+        *judge_markdown(summary),
         "Full report with plots and both responses of every flipped prompt: `report.html` in the run folder.",
     ]
     return "\n".join(lines) + "\n"

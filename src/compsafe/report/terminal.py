@@ -21,6 +21,7 @@ from compsafe.metrics import (
     safety_probe,
     variant_labels,
 )
+from compsafe.report.judge_section import judge_facts, verdict_breakdown
 from compsafe.summary import RunSummary, parse_summary
 
 STYLES = {"worse": "bold red", "better": "bold green", "changed": "bold"}
@@ -31,6 +32,15 @@ def _cell(summary: RunSummary, label: str, metric: str) -> str:
     text = escape(cell.text + (f" ({cell.change})" if cell.change else ""))
     style = STYLES.get(cell.state)
     return f"[{style}]{text}*[/]" if style else text
+
+
+def _verdicts(summary: RunSummary, label: str, probe: str) -> str:
+    """Judged probes: refused / complied / neither shares under the cell, so a broken model's babble is visible."""
+    shares = verdict_breakdown(summary, label, probe)
+    if shares is None:
+        return ""
+    r, c, n = (f"{100 * shares[k]:.1f}%" for k in ("refused", "complied", "neither"))
+    return f"\n[dim]R {r} C {c} N {n}[/]"
 
 
 def summary_table(summary: RunSummary | dict[str, Any]) -> Table:
@@ -51,7 +61,7 @@ def summary_table(summary: RunSummary | dict[str, Any]) -> Table:
         bits = compression.effective_bits_per_weight if compression else None
         sparsity = compression.sparsity if compression else None
         row = [escape(label), f"{bits:.2f}" if bits else "-", "-" if sparsity is None else f"{100 * sparsity:.1f}%"]
-        row += [_cell(summary, label, metric) for _, metric in dims]
+        row += [_cell(summary, label, metric) + _verdicts(summary, label, probe) for probe, metric in dims]
         if safety:
             lost, _ = flips(summary, label, safety)
             drift = summary.drift(label)
@@ -66,7 +76,8 @@ def summary_table(summary: RunSummary | dict[str, Any]) -> Table:
     caption = (
         "* significant (paired 95% CI excludes no-change or McNemar p < 0.05); red worse, green better. "
         "drift ratio = relative safety loss / relative capability loss; >1 means safety erodes faster. "
-        f"judge: {escape(str(summary.judge.name))}"
+        "R/C/N: refused / complied / neither (degenerate) shares of all items. "
+        + escape("judge: {} v{}, measured accuracy {}".format(*judge_facts(summary)))
     )
     limited = limit_note(summary)
     table.caption = caption + (f"\n[bold yellow]{escape(limited)}[/]" if limited else "")
