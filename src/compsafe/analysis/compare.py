@@ -20,6 +20,7 @@ from compsafe.analysis.paired import (
     flip_share,
     mcnemar_exact,
     paired_bootstrap_mean_delta,
+    paired_proportion_delta,
     perplexity,
     perplexity_ratio_interval,
 )
@@ -48,9 +49,7 @@ def shown_response(record: Record) -> str:
 def compare_refusal(base: list[Record], variant: list[Record], *, n_resamples: int, seed: int) -> dict[str, Any]:
     b = [bool(r["refused"]) for r in base]
     v = [bool(r["refused"]) for r in variant]
-    delta = paired_bootstrap_mean_delta(
-        [float(x) for x in b], [float(x) for x in v], n_resamples=n_resamples, seed=seed
-    )
+    delta = paired_proportion_delta(b, v, n_resamples=n_resamples, seed=seed)
 
     def flipped(was: bool) -> list[dict[str, Any]]:
         return [
@@ -114,9 +113,7 @@ def compare_choice(base: list[Record], variant: list[Record], *, n_resamples: in
         "n": len(b),
         "base_accuracy": sum(b) / len(b),
         "variant_accuracy": sum(v) / len(v),
-        "delta": paired_bootstrap_mean_delta(
-            [float(x) for x in b], [float(x) for x in v], n_resamples=n_resamples, seed=seed
-        ).to_dict(),
+        "delta": paired_proportion_delta(b, v, n_resamples=n_resamples, seed=seed).to_dict(),
         "delta_norm": norm_delta.to_dict(),
         "mcnemar": mcnemar_exact(b, v).to_dict(),
         "answer_flip_share": flip_share([r["pred"] for r in base], [r["pred"] for r in variant]),
@@ -151,12 +148,12 @@ def _binary_breakdown(
         groups.setdefault(str(rb.get(group_key)), []).append((bool(rb[outcome_key]), bool(rv[outcome_key])))
     result = {}
     for group, pairs in groups.items():
-        b, v = [float(x) for x, _ in pairs], [float(y) for _, y in pairs]
+        b, v = [x for x, _ in pairs], [y for _, y in pairs]
         result[group] = {
             "n": len(pairs),
             "base_rate": sum(b) / len(b),
             "variant_rate": sum(v) / len(v),
-            "delta": paired_bootstrap_mean_delta(b, v, n_resamples=n_resamples, seed=seed).to_dict(),
+            "delta": paired_proportion_delta(b, v, n_resamples=n_resamples, seed=seed).to_dict(),
         }
     return result
 
@@ -176,7 +173,7 @@ def compare_retrieval(base: list[Record], variant: list[Record], *, n_resamples:
         "n": len(pairs),
         "base_accuracy": _rate(b),
         "variant_accuracy": _rate(v),
-        "delta": paired_bootstrap_mean_delta([float(x) for x in b], [float(x) for x in v], **kwargs).to_dict(),
+        "delta": paired_proportion_delta(b, v, **kwargs).to_dict(),
         "mcnemar": mcnemar_exact(b, v).to_dict(),
         "base_choice_accuracy": _rate([r["choice_correct"] for r in base]),
         "variant_choice_accuracy": _rate([r["choice_correct"] for r in variant]),
@@ -229,7 +226,7 @@ def compare_attack(base: list[Record], variant: list[Record], *, n_resamples: in
         "n": len(b),
         "base_rate": _rate(b),
         "variant_rate": _rate(v),
-        "delta": paired_bootstrap_mean_delta([float(x) for x in b], [float(x) for x in v], **kwargs).to_dict(),
+        "delta": paired_proportion_delta(b, v, **kwargs).to_dict(),
         "mcnemar": mcnemar_exact(b, v).to_dict(),
         "by_family": _binary_breakdown(base, variant, "family", "attack_success", **kwargs),
         "resisted_by_base_succeeded_on_variant": [
@@ -261,7 +258,7 @@ def compare_backdoor(base: list[Record], variant: list[Record], *, n_resamples: 
         "n": len(b),
         "base_rate": base_asr,
         "variant_rate": variant_asr,
-        "delta": paired_bootstrap_mean_delta([float(x) for x in b], [float(x) for x in v], **kwargs).to_dict(),
+        "delta": paired_proportion_delta(b, v, **kwargs).to_dict(),
         "mcnemar": mcnemar_exact(b, v).to_dict(),
         "survived": variant_asr > SURVIVAL_ASR,
         "base_active": base_asr > SURVIVAL_ASR,
