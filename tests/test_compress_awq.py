@@ -74,7 +74,7 @@ def test_alpha_zero_is_rtn_exactly() -> None:
 
 def test_scale_search_never_worse_than_rtn_and_clip_helps_on_its_groups() -> None:
     weight, x = salient_layer(in_features=96, seed=1)  # 96 = 64 + 32: a ragged last group with g64
-    config = AWQConfig(bits=3, group_size=64, clip=False)
+    config = AWQConfig(bits=3, group_size=64, clip=False, symmetric=False)
     noclip, info = awq_quantize(weight, x.abs().mean(0), x, config)
     assert info["output_error"] <= info["rtn_output_error"]
     clipped, _ = awq_quantize(weight, x.abs().mean(0), x, config, clip=True)
@@ -91,18 +91,24 @@ def test_tiny_model_end_to_end_accounting_and_finite_logits() -> None:
     report = apply_recipe(model, "int4-awq-g64", calibration())
     assert report.method == "awq" and report.recipe == "int4-awq-g64"
     assert [layer.name for layer in report.layers] == list(before)
-    rtn = RTNConfig(bits=4, group_size=64, symmetric=False)
+    rtn = RTNConfig(bits=4, group_size=64)
     expected_packed = report.dense_size_bytes
     for layer in report.layers:
         out_features, in_features = before[layer.name].shape
-        # asymmetric: 4-bit code + (16-bit scale + 4-bit zero) per 64 weights
-        assert layer.bits_per_weight == pytest.approx(4 + 20 * math.ceil(in_features / 64) / in_features)
+        # symmetric: 4-bit code + a 16-bit scale per 64 weights
+        assert layer.bits_per_weight == pytest.approx(4 + 16 * math.ceil(in_features / 64) / in_features)
         assert 0 < layer.relative_error < 0.2
-        search = report.extra["search"][layer.name]
-        assert search["output_error"] <= search["rtn_output_error"] * 1.05
         expected_packed -= out_features * in_features * 4 - rtn.packed_bytes(out_features, in_features)
+    search = report.extra["search"]
+    # layers sharing an input share a scale, so the search is never worse than RTN on their summed error
+    for names in report.extra["folds"]:
+        group = names.split(", ")
+        assert len({search[n]["alpha"] for n in group}) == 1
+        assert sum(search[n]["output_error"] ** 2 for n in group) <= 1.05 * sum(
+            search[n]["rtn_output_error"] ** 2 for n in group
+        )
     assert report.packed_size_bytes == expected_packed
-    assert report.extra["scheme"] == "asymmetric-int-zero"
+    assert report.extra["scheme"] == "symmetric-signed"
     with torch.no_grad():
         logits = model(input_ids=torch.arange(12)[None]).logits
     assert torch.isfinite(logits).all()
@@ -111,7 +117,7 @@ def test_tiny_model_end_to_end_accounting_and_finite_logits() -> None:
 def test_per_channel_and_symmetric_noclip_on_tiny_model() -> None:
     model = tiny_llama()
     report = apply_recipe(model, "int8-awq-sym-noclip", calibration())
-    assert report.recipe == "int8-awq-sym-noclip"
+    assert report.recipe == "int8-awq-noclip"  # symmetric is the default, as for RTN and GPTQ
     assert all(
         layer.bits_per_weight == pytest.approx(8 + 16 / weight_view(model.get_submodule(layer.name)).shape[1])
         for layer in report.layers
@@ -121,9 +127,11 @@ def test_per_channel_and_symmetric_noclip_on_tiny_model() -> None:
 
 
 def test_recipes_and_errors() -> None:
-    assert parse_recipe("int4-awq-g128") == AWQConfig(bits=4, group_size=128)
-    assert parse_recipe("int4-awq-g128-asym") == AWQConfig(bits=4, group_size=128)
-    assert parse_recipe("int4-awq-g128-sym") == AWQConfig(bits=4, group_size=128, symmetric=True)
+    assert parse_recipe("int4-awq-g128") == AWQConfig(bits=4, group_size=128, symmetric=True)
+    assert parse_recipe("int4-awq-g128-asym") == AWQConfig(bits=4, group_size=128, symmetric=False)
+    assert parse_recipe("int4-awq-g128-sym") == AWQConfig(bits=4, group_size=128)
+    assert parse_recipe("int4-awq-g128-narrow") == AWQConfig(bits=4, group_size=128, narrow=True)
+    assert parse_recipe("int4-awq-g128-asym").recipe == "int4-awq-g128-asym"
     assert parse_recipe("int3-awq-g64-noclip-head") == AWQConfig(3, 64, clip=False, include_lm_head=True)
     assert parse_recipe("int4-awq") == AWQConfig(bits=4, group_size=None)
     assert parse_recipe("int4-g128").method == "rtn"
@@ -131,3 +139,52 @@ def test_recipes_and_errors() -> None:
         parse_recipe("int5-awq-g128")
     with pytest.raises(RecipeError, match="needs calibration data"):
         apply_recipe(tiny_llama(), "int4-awq-g128")
+
+
+def on_grid(weight: torch.Tensor, config: RTNConfig) -> bool:
+    """Every group of ``weight`` is ``q * scale`` with integer codes in the config's range (asym: after a shift)."""
+    group = config.group_size or weight.shape[1]
+    rows = torch.nn.functional.pad(weight.float(), (0, -weight.shape[1] % group)).reshape(-1, group)
+    qmin, qmax = config.levels
+    for row in rows:
+        values = row.unique()
+        if values.numel() == 1:
+            continue
+        step = (values[1:] - values[:-1]).min()
+        codes = (values - values.min()) / step
+        if (codes - codes.round()).abs().max() > 1e-3 or codes.max().round() > qmax - qmin:
+            return False
+        if config.symmetric:  # zero is a grid point: the codes themselves are integers in range
+            signed = values / step
+            if (signed - signed.round()).abs().max() > 1e-3 or signed.min() < qmin - 1e-3 or signed.max() > qmax + 1e-3:
+                return False
+    return True
+
+
+@pytest.mark.parametrize("recipe", ["int4-awq-g32", "int4-awq-g32-asym", "int3-awq-g32-noclip"])
+def test_folded_weights_sit_on_the_grid_and_logits_equal_the_unfolded_computation(recipe, monkeypatch) -> None:
+    import compsafe.compress.awq as awq
+
+    effective: dict[str, torch.Tensor] = {}
+    quantize_block = awq.quantize_block
+
+    def recording(block, members, config):
+        groups, results = quantize_block(block, members, config)
+        effective.update({name: result[1] for name, result in results.items()})
+        return groups, results
+
+    monkeypatch.setattr(awq, "quantize_block", recording)
+    folded, unfolded = tiny_llama(), tiny_llama()
+    norms_before = {n: p.clone() for n, p in folded.named_parameters() if "norm" in n}
+    report = apply_recipe(folded, recipe, calibration())
+    config = parse_recipe(recipe).rtn
+    assert report.extra["folds"], "q/k/v, o (grouped-query heads tied), gate/up and down all fold on Llama"
+    assert set(report.extra["folds"].values()) >= {"model.layers.0.input_layernorm", "model.layers.0.self_attn.v_proj"}
+    for name, module in compressible_linears(folded):
+        assert on_grid(weight_view(module), config), name
+    assert any(not torch.equal(p, norms_before[n]) for n, p in folded.named_parameters() if "norm" in n)
+    with torch.no_grad():
+        for name, module in compressible_linears(unfolded):  # the unfolded scaled computation Q(W s) / s
+            weight_view(module).copy_(effective[name])
+        ids = torch.randint(0, 128, (2, 24), generator=torch.Generator().manual_seed(5))
+        torch.testing.assert_close(folded(input_ids=ids).logits, unfolded(input_ids=ids).logits, atol=1e-4, rtol=1e-4)

@@ -118,3 +118,15 @@ def test_apply_recipe_accepts_string_or_config() -> None:
         expected = recipe if isinstance(recipe, CompressionConfig) else parse_recipe(recipe)
         assert report.recipe == expected.recipe and report.method == expected.method
         assert report.to_dict()["compressed_numel"] == 128
+
+
+def test_variants_show_each_recipes_grid() -> None:
+    from compsafe.api import list_variants
+
+    rows = {row["name"]: row for row in list_variants()}
+    standard = "int4 sym -8..7 (16 levels), scale absmax/7.5"
+    assert rows["rtn"]["grids"]["int4-g128"] == standard
+    assert rows["gptq"]["grids"]["int4-gptq-g128"] == standard and rows["awq"]["grids"]["int4-awq-g128"] == standard
+    assert rows["rtn"]["grids"]["int4-g128-narrow"] == "int4 sym narrow -7..7 (15 levels), scale absmax/7"
+    assert rows["awq"]["grids"]["int4-awq-g128-asym"] == rows["rtn"]["grids"]["int4-g128-asym"]
+    assert not rows["magnitude"]["grids"]  # pruning has no int grid

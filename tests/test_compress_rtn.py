@@ -39,7 +39,10 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 CONFIGS = [
-    RTNConfig(bits=b, group_size=g, symmetric=s) for b in (2, 3, 4, 8) for g in (None, 32) for s in (True, False)
+    RTNConfig(bits=b, group_size=g, symmetric=s, narrow=n)
+    for b in (2, 3, 4, 8)
+    for g in (None, 32)
+    for s, n in ((True, False), (True, True), (False, False))
 ]
 
 
@@ -51,12 +54,13 @@ def test_error_within_half_a_step_and_levels_per_group(config: RTNConfig) -> Non
     group = config.group_size or 128
     step = scale.repeat_interleave(group, dim=1)
     assert torch.all((weight - deq).abs() <= step / 2 * (1 + 1e-5) + 1e-7)
-    if config.symmetric:
-        expected = weight.reshape(16, -1, group).abs().amax(-1) / (2 ** (config.bits - 1) - 1)
+    if config.symmetric:  # standard grid: absmax / ((2^b - 1) / 2), int4 absmax / 7.5; narrow: absmax / 7
+        divisor = 2 ** (config.bits - 1) - 1 if config.narrow else (2**config.bits - 1) / 2
+        expected = weight.reshape(16, -1, group).abs().amax(-1) / divisor
         torch.testing.assert_close(scale, expected)
     for row in deq.reshape(-1, group):
         assert row.unique().numel() <= 2**config.bits
-    if config.symmetric:  # restricted symmetric range: at most 2^b - 1 levels, and +-absmax exact
+    if config.narrow:  # restricted symmetric range: at most 2^b - 1 levels, and +-absmax exact
         for row, orig in zip(deq.reshape(-1, group), weight.reshape(-1, group), strict=True):
             assert row.unique().numel() <= 2**config.bits - 1
             i = orig.abs().argmax()
@@ -165,7 +169,7 @@ def test_gpt2_conv1d_quantized_along_input_dimension() -> None:
     expected, _ = quantize_dequantize(before["transformer.h.0.mlp.c_fc.weight"].t(), RTNConfig(bits=4))
     torch.testing.assert_close(stored, expected.t())
     for column in stored.t():  # one scale per output channel = per stored column
-        assert column.unique().numel() <= 15
+        assert column.unique().numel() <= 16
     assert report.layers[2].bits_per_weight == pytest.approx(4 + 16 / 64)
 
 
@@ -207,3 +211,28 @@ def test_model_still_runs(recipe: str, build) -> None:
     with torch.no_grad():
         logits = model(torch.arange(16).reshape(2, 8)).logits
     assert logits.shape == (2, 8, 128) and torch.isfinite(logits).all()
+
+
+def test_standard_grid_matches_the_documented_torchao_and_gptqmodel_formula() -> None:
+    """int4 symmetric: q = clamp(round(w / s), -8, 7) with s = absmax / 7.5 (torchao MappingType.SYMMETRIC,
+    gptqmodel sym=True: s = 2 absmax / 15, zero point 8); checked against torchao itself where it is installed."""
+    torch.manual_seed(3)
+    weight = torch.randn(32, 256)
+    deq, scale = quantize_dequantize(weight, RTNConfig(bits=4, group_size=32))
+    grouped = weight.reshape(32, 8, 32)
+    s = grouped.abs().amax(-1, keepdim=True) / 7.5
+    by_formula = (torch.clamp(torch.round(grouped * (1 / s)), -8, 7) * s).reshape(32, 256)
+    torch.testing.assert_close(deq, by_formula, rtol=0, atol=0)
+    codes = (deq.reshape(32, 8, 32) / s).round()
+    assert codes.min() == -8 and codes.max() == 7  # all 16 levels are used
+    assert RTNConfig(bits=4, group_size=32).grid == "int4 sym -8..7 (16 levels), scale absmax/7.5"
+    try:
+        from torchao.quantization import IntxWeightOnlyConfig, quantize_
+        from torchao.quantization.granularity import PerGroup
+    except ImportError:
+        return
+    layer = nn.Linear(256, 32, bias=False)
+    layer.weight.data.copy_(weight)
+    quantize_(layer, IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(32)))
+    reference = layer(torch.eye(256)).t()  # the dequantized weight, read through the layer
+    torch.testing.assert_close(deq, reference, rtol=1e-6, atol=1e-6)

@@ -16,12 +16,25 @@ def run(config: RunConfig | None = None, observer: RunObserver | None = None, **
 
 
 def list_variants() -> list[dict[str, Any]]:
-    """Every registered compression method with its recipe grammar and examples."""
+    """Every registered compression method with its recipe grammar, examples, and each example's int grid (for
+    quantizers: which levels the stored weights sit on, so recipes compare like for like)."""
     from compsafe.compress import METHODS
 
-    return [
-        {"name": name, "grammar": method.grammar, "examples": list(method.examples)} for name, method in METHODS.items()
-    ]
+    def grid(recipe: str) -> str | None:
+        return getattr(method.parse(recipe), "grid", None)
+
+    rows = []
+    for name, method in METHODS.items():
+        grids = {recipe: grid(recipe) for recipe in method.examples}
+        rows.append(
+            {
+                "name": name,
+                "grammar": method.grammar,
+                "examples": list(method.examples),
+                "grids": {recipe: g for recipe, g in grids.items() if g},
+            }
+        )
+    return rows
 
 
 def list_probes() -> list[dict[str, Any]]:

@@ -202,7 +202,9 @@ def variants() -> None:
     for column in ("method", "grammar", "examples"):
         table.add_column(column)
     for row in list_variants():
-        table.add_row(row["name"], row["grammar"], ", ".join(row["examples"]))
+        grids = row.get("grids", {})
+        examples = [f"{e} ({grids[e]})" if e in grids else e for e in row["examples"]]
+        table.add_row(row["name"], row["grammar"], "\n".join(examples) if grids else ", ".join(examples))
     console.print(table)
     console.print(
         "Any recipe +keep=<modules> keeps those modules unchanged, +keep8=<modules> holds them at int8, e.g. "

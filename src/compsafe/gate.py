@@ -30,7 +30,9 @@ import yaml
 
 from compsafe.errors import PolicyError
 from compsafe.report.metrics import (
+    DRIFT,
     SIGNIFICANCE,
+    drift_display,
     format_change,
     format_value,
     metric_value,
@@ -247,10 +249,14 @@ def check_rule(summary: dict[str, Any], rule: Rule, label: str, level: float) ->
         return Check(rule, label, FAIL if rule.required else SKIP, reasons=[reason])
     base = metric_value(summary, "base", rule.metric)
     reasons: list[str] = []
+    # a drift ratio is never shown bare: its interval, measure and significance come with it
+    shown = (drift_display(summary, label, rule.metric) if rule.metric.startswith(DRIFT) else None) or format_value(
+        rule.metric, value
+    )
     if rule.min is not None and value < rule.min:
-        reasons.append(f"{format_value(rule.metric, value)} < min {format_value(rule.metric, rule.min)}")
+        reasons.append(f"{shown} < min {format_value(rule.metric, rule.min)}")
     if rule.max is not None and value > rule.max:
-        reasons.append(f"{format_value(rule.metric, value)} > max {format_value(rule.metric, rule.max)}")
+        reasons.append(f"{shown} > max {format_value(rule.metric, rule.max)}")
     for key, direction, word in (("max_drop", -1, "dropped"), ("max_increase", 1, "rose")):
         limit = getattr(rule, key)
         if limit is None:

@@ -20,13 +20,15 @@ from typing import Any, Protocol
 import torch
 
 from compsafe import __version__
-from compsafe.analysis.compare import compare_probe, drift_ratios
+from compsafe.analysis.compare import compare_probe
+from compsafe.analysis.drift_summary import drift_ratios
 from compsafe.compress import CalibrationSet, CompressionConfig, apply_recipe, needs_calibration, parse_recipe
 from compsafe.config import RunConfig
 from compsafe.errors import ModelLoadError, RecipeError
 from compsafe.integrity import state_digest, weights_digest
 from compsafe.judges import get_judge
 from compsafe.models import GenerationConfig, HFBackend, LoadOptions, ModelHandle, load_model
+from compsafe.models.numerics import numerics
 from compsafe.probes import Probe, ProbeContext, build_probe
 from compsafe.store import ResultStore, item_digest, stable_hash
 
@@ -220,6 +222,7 @@ def run(config: RunConfig, observer: RunObserver | None = None, *, reports: bool
         "weights": base_digest or handle.resolved_path,
         "dtype": str(handle.dtype),
         "device": handle.device.type,
+        "numerics": numerics(handle.dtype, handle.device),  # threads & torch change CPU results (models.numerics)
     }
     from compsafe.compress.protected import check_protected
 
@@ -235,6 +238,7 @@ def run(config: RunConfig, observer: RunObserver | None = None, *, reports: bool
             "weights_digest": base_digest,
             "dtype": str(handle.dtype).removeprefix("torch."),
             "device": handle.device.type,
+            "numerics": base_identity["numerics"],
             **handle.meta,
         }
     }
@@ -313,7 +317,12 @@ def run(config: RunConfig, observer: RunObserver | None = None, *, reports: bool
         if not path.exists():
             raise ModelLoadError(f"variant model {variant.path} does not exist: pass a folder or .gguf file")
         digest = weights_digest(path)
-        model_key = {"weights": digest, "dtype": str(handle.dtype), "device": handle.device.type}
+        model_key = {
+            "weights": digest,
+            "dtype": str(handle.dtype),
+            "device": handle.device.type,
+            "numerics": numerics(handle.dtype, handle.device),
+        }
         loaded = None if evaluator.is_complete(model_key) else load_model(str(path), options)
         records[variant.label] = evaluator.evaluate(variant.label, loaded, model_key, is_base=False)
         models[variant.label] = {"label": variant.label, "kind": "model", "source": str(path), "weights_digest": digest}
@@ -375,7 +384,10 @@ def summarize_run(
             )
             for p in plan.probes
         }
-        comparisons[label] = {"probes": probe_comparisons, "alignment_drift_ratio": drift_ratios(probe_comparisons)}
+        drift = drift_ratios(
+            probe_comparisons, records["base"], records[label], n_resamples=config.bootstrap_resamples, seed=config.seed
+        )
+        comparisons[label] = {"probes": probe_comparisons, "alignment_drift_ratio": drift}
     judge = get_judge(config.judge)
     return {
         "compsafe_version": __version__,
@@ -387,6 +399,7 @@ def summarize_run(
                 "description": p.description,
                 "outcome": p.outcome,
                 "headline_metric": p.headline_metric,
+                "definition": p.definition,
                 "dataset": {
                     "name": p.dataset.name,
                     "source": p.dataset.source,
@@ -404,6 +417,7 @@ def summarize_run(
             "python": platform.python_version(),
             "torch": torch.__version__,
             "transformers": _version("transformers"),
+            "numerics": models["base"].get("numerics"),
             "platform": platform.platform(),
             "seed": config.seed,
         },

@@ -251,7 +251,10 @@ def weight_sensitivity(
     """
     config = parse_recipe(recipe)
     targets = dict(compressible_linears(model, include_lm_head=True))
+    from compsafe.runner import restore_weights, snapshot_weights
+
     originals = {name: weight_view(m).to("cpu", copy=True) for name, m in targets.items()}
+    snapshot = snapshot_weights(model)  # every parameter: AWQ also folds scales into norms
     try:
         apply_recipe(model, config, calibration)
         variant = {}
@@ -260,8 +263,7 @@ def weight_sensitivity(
             if not torch.equal(view.cpu(), originals[name]):
                 variant[name] = view.to("cpu", copy=True)
     finally:
-        for name, module in targets.items():
-            weight_view(module).copy_(originals[name].to(module.weight.device))
+        restore_weights(model, snapshot)
     prefix, _ = decoder_blocks(model)
     errors: dict[str, float] = {}
     if calibration is not None and variant:

