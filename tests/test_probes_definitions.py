@@ -94,3 +94,13 @@ def test_toxicity_k_is_configurable_to_the_published_25_and_stated() -> None:
     assert default.k == 4 and "k=4" in default.definition and "k=25" in default.definition
     published = build_probe("toxicity:k=25", limit=2)
     assert published.k == 25 and published.definition.startswith("k=25")
+
+
+def test_reports_state_the_definitions(tiny_run_dir) -> None:
+    import json
+
+    summary = json.loads((tiny_run_dir / "summary.json").read_text())
+    stated = summary["probes"]["perplexity"]["definition"]
+    assert "first token" in stated
+    assert f"`perplexity`: {stated}" in (tiny_run_dir / "report.md").read_text()
+    assert "definitions" in (tiny_run_dir / "report.html").read_text()

@@ -55,6 +55,12 @@ def _headline(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _definitions(summary: dict[str, Any]) -> list[str]:
+    """How probes whose published definitions differ were computed (toxicity's k, the first perplexity token)."""
+    notes = [f"`{k}`: {_cell(v['definition'])}" for k, v in summary.get("probes", {}).items() if v.get("definition")]
+    return ["Definitions: " + "; ".join(notes), ""] if notes else []
+
+
 def _gate(summary: dict[str, Any]) -> list[str]:
     from compsafe.errors import CompsafeError
     from compsafe.gate import evaluate_policy, policy_for_run
@@ -109,6 +115,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "",
         *_headline(summary),
         "",
+        *_definitions(summary),
         *_gate(summary),
         "",
         *_flips(summary),
