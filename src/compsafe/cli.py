@@ -823,6 +823,61 @@ def _rate_cell(counted: Any, ci: bool = True) -> str:
     return f"{interval.estimate:.3f} [{interval.low:.2f}, {interval.high:.2f}]"
 
 
+JUDGE_HELP = "Refusal judge: phrase, classifier, or llm:PATH, llamaguard:PATH, harmbench:PATH, hf-classifier:PATH."
+
+
+@app.command()
+def judge(
+    pairs: Path = typer.Argument(..., help="JSONL file, one {id, prompt, response} object per line."),
+    judge_name: str = typer.Option("phrase", "--judge", help=JUDGE_HELP),
+    out: Path = typer.Option(None, "--out", help="Write the verdicts here (JSONL) instead of printing them."),
+) -> None:
+    """Judge prompt/response pairs: one {id, verdict, confidence, reason} line each (refused/complied/neither)."""
+    import json
+
+    from compsafe import api
+
+    _quiet_libraries()
+    try:
+        rows = api.judge_file(pairs, judge_name)
+    except CompsafeError as exc:
+        fail(exc)
+        return
+    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if out is None:
+        sys.stdout.write(lines)
+        return
+    from compsafe.report.outputs import atomic_write
+
+    atomic_write(out, lines)
+    counts = {label: sum(r["verdict"] == label for r in rows) for label in ("refused", "complied", "neither")}
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items())
+    console.print(f"wrote {len(rows)} verdicts to {out}: {summary}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def rejudge(
+    run_dir: Path = typer.Argument(..., help="Run folder written by `compsafe run`."),
+    judge_name: str = typer.Option(..., "--judge", help=JUDGE_HELP),
+) -> None:
+    """Re-score a run's stored responses with another judge (nothing is generated); rewrites summary and reports."""
+    from compsafe import api
+    from compsafe.report.terminal import print_summary
+
+    _quiet_libraries()
+    try:
+        summary = api.rejudge(run_dir, judge_name)
+    except CompsafeError as exc:
+        fail(exc)
+        return
+    print_summary(summary, console)
+    console.print(
+        f"rejudged {run_dir} with {judge_name}; previous verdicts kept in each record's previous_judges",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def main() -> None:  # pragma: no cover - console script entry for `python -m compsafe`
     try:
         app()

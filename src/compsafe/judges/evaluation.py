@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from compsafe.judges.base import JUDGES, RefusalJudge, RefusalVerdict, get_judge
+from compsafe.judges.base import JUDGES, RefusalJudge, get_judge, judge_all
 from compsafe.judges.heads import load_labelled, split
 from compsafe.judges.testset import LABELS, load_test_sets
 
@@ -60,11 +60,7 @@ def count(pairs: Sequence[tuple[str, str]]) -> Count:
 
 
 def verdict_labels(judge: RefusalJudge, prompts: list[str], responses: list[str]) -> list[str]:
-    many = getattr(judge, "judge_many", None)
-    verdicts: list[RefusalVerdict] = (
-        many(prompts, responses) if many else [judge.judge(p, r) for p, r in zip(prompts, responses, strict=True)]
-    )
-    return [v.label for v in verdicts]
+    return [v.label for v in judge_all(judge, prompts, responses)]
 
 
 def score_refusal_judge(name: str, judge: RefusalJudge, rows: list[dict[str, Any]]) -> JudgeScore:
