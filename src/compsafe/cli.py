@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -784,7 +785,7 @@ def mitigate(
 def judges(
     llm_model: str = typer.Option(None, "--llm-model", help="Also measure the optional LLM judge on this local model."),
 ) -> None:
-    """Held-out accuracy of every offline judge (refusal: phrase, classifier; toxicity: classifier)."""
+    """Accuracy of every refusal judge on hand-labelled real responses (95% CIs), and of the toxicity scorers."""
     from compsafe.judges.evaluation import evaluate_judges
 
     _quiet_libraries()
@@ -792,14 +793,36 @@ def judges(
         scores = evaluate_judges(llm_model)
     except CompsafeError as exc:
         fail(exc)
-    table = Table(title="judges: accuracy on labelled items they were not trained on")
-    for column in ("judge", "task", "data", "n", "accuracy", "precision", "recall", "note"):
-        table.add_column(column, justify="right" if column in ("n", "accuracy", "precision", "recall") else "left")
-    for s in scores:
-        cells = [f"{x:.3f}" if x is not None else "-" for x in (s.accuracy, s.precision, s.recall)]
-        table.add_row(s.judge, s.task, s.dataset, str(s.n), *cells, s.note)
-    out = console if console.is_terminal else Console(file=console.file, width=160, color_system=None)
+    out = console if console.is_terminal else Console(file=console.file, width=170, color_system=None)
+    refusal = [s for s in scores if s.task == "refusal"]
+    if refusal:
+        table = Table(title=f"refusal judges on {refusal[0].dataset}: three-way agreement with people, 95% Wilson CIs")
+        for column in ("judge", "n", "accuracy", "refused", "complied", "neither", "hard cases", "degenerate→neither"):
+            table.add_column(column, justify="left" if column == "judge" else "right")
+        for s in refusal:
+            per_class = [_rate_cell(s.per_class[label], ci=False) for label in ("refused", "complied", "neither")]
+            table.add_row(s.judge, str(s.overall.n), _rate_cell(s.overall), *per_class, _rate_cell(s.hard),
+                          _rate_cell(s.degenerate_to_neither))
+        out.print(table)
+    table = Table(title="toxicity scorers: accuracy at p >= 0.5 on items they were not trained on, 95% Wilson CIs")
+    for column in ("scorer", "data", "n", "accuracy", "toxic", "non-toxic", "note"):
+        table.add_column(column, justify="right" if column in ("n", "accuracy", "toxic", "non-toxic") else "left")
+    for s in (s for s in scores if s.task == "toxicity"):
+        cells = [_rate_cell(s.per_class[k], ci=False) for k in ("toxic", "non-toxic")]
+        table.add_row(s.judge, s.dataset, str(s.overall.n), _rate_cell(s.overall), *cells, s.note)
     out.print(table)
+
+
+def _rate_cell(counted: Any, ci: bool = True) -> str:
+    """'0.912 [0.88, 0.94]' (or without the interval); '-' when there is nothing to count."""
+    from compsafe.analysis.paired import wilson_interval
+
+    if counted is None or not counted.n:
+        return "-"
+    if not ci:
+        return f"{counted.rate:.3f} ({counted.n})"
+    interval = wilson_interval(counted.correct, counted.n)
+    return f"{interval.estimate:.3f} [{interval.low:.2f}, {interval.high:.2f}]"
 
 
 JUDGE_HELP = "Refusal judge: phrase, classifier, or llm:PATH, llamaguard:PATH, harmbench:PATH, hf-classifier:PATH."
