@@ -8,7 +8,8 @@ are imported inside the functions so that ``import compsafe.api`` stays cheap.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,29 @@ Log = Callable[[str], None]
 # ---------------------------------------------------------------------------------------------- runs and catalogs
 
 
-def run(config: RunConfig | None = None, observer: Any = None, **options: Any) -> dict[str, Any]:
-    """Run base + variants x probes and write the run folder; returns the summary dict."""
+def run(
+    config: RunConfig | None = None, observer: Any = None, *, reports: bool = True, **options: Any
+) -> dict[str, Any]:
+    """Run base + variants x probes and write the run folder (and its reports); returns the summary dict.
+
+    With ``executor="ray"`` the records are first computed by Ray tasks; the local runner then finds them in
+    the store and only summarises.
+    """
+    from compsafe.runner import SilentObserver
     from compsafe.runner import run as run_study
 
-    return run_study(config or RunConfig(**options), observer)
+    config = config or RunConfig(**options)
+    observer = observer or SilentObserver()
+    if config.executor == "ray":
+        from compsafe.executors.ray_executor import precompute_with_ray
+
+        precompute_with_ray(config, observer)
+    summary = run_study(config, observer)
+    if reports:
+        from compsafe.report import write_reports
+
+        write_reports(config.out, observer)
+    return summary
 
 
 def list_variants() -> list[dict[str, Any]]:
@@ -73,11 +92,13 @@ def list_probes() -> list[dict[str, Any]]:
     return rows
 
 
-def list_profiles() -> list[Any]:
-    """Every shipped threat-model profile (probes, variants, gate policy), in name order."""
+def list_profiles() -> list[tuple[Any, Any]]:
+    """Every shipped threat-model profile with its parsed gate policy, as (Profile, Policy), in name order."""
+    from compsafe.gate import profile_policy
     from compsafe.profiles import load_profile, profile_names
 
-    return [load_profile(name) for name in profile_names()]
+    profiles = [load_profile(name) for name in profile_names()]
+    return [(profile, profile_policy(profile)) for profile in profiles]
 
 
 def scan(
@@ -309,6 +330,21 @@ def _load(model: str | None, device: str, dtype: str) -> Any:
     return load_model(model, LoadOptions(device=device, dtype=dtype))
 
 
+@contextmanager
+def _store(path: Path | None) -> Iterator[Any]:
+    """An open ``ResultStore`` at ``path`` for the duration (None: measurements are not kept)."""
+    if path is None:
+        yield None
+        return
+    from compsafe.store import ResultStore
+
+    store = ResultStore(path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def _write_json(out: Path | None, result: dict[str, Any]) -> None:
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -324,18 +360,23 @@ def sensitivity(
     calibration_samples: int = 8,
     safety_calibration: float = 0.0,
     out: Path | None = None,
+    store: Path | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Where ``recipe`` hurts (module errors, per-block scan, heads); ``options`` go to ``sensitivity_report``.
 
-    Writes the result as JSON to ``out`` when given.
+    Writes the result as JSON to ``out`` when given; ``store`` (a SQLite file) keeps every measurement as
+    per-item records, so running the same scan again resumes where it stopped.
     """
-    from compsafe.analysis.sensitivity import sensitivity_report
     from compsafe.compress import CalibrationSpec, build_calibration
+    from compsafe.diagnose.sensitivity import sensitivity_report
 
     handle = _load(model, device, dtype)
     spec = CalibrationSpec(n_samples=calibration_samples, seq_len=128, safety_fraction=safety_calibration)
-    result = sensitivity_report(handle, recipe, calibration=build_calibration(handle.tokenizer, spec), **options)
+    with _store(store) as results:
+        result = sensitivity_report(
+            handle, recipe, calibration=build_calibration(handle.tokenizer, spec), store=results, **options
+        )
     _write_json(out, result)
     return result
 
@@ -350,16 +391,17 @@ def mitigate(
     safety_calibration: float = 0.0,
     ranking: Path | None = None,
     out: Path | None = None,
+    store: Path | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Greedy protected-block search for ``recipe``; ``options`` go to ``mitigate.mitigate``.
+    """Greedy protected-block search for ``recipe``; ``options`` go to ``diagnose.mitigate.mitigate``.
 
     ``ranking`` is a ``compsafe sensitivity --out`` file of the same recipe (skips the block scan). Writes the
-    result as JSON to ``out`` when given.
+    result as JSON to ``out`` when given; ``store`` as in ``sensitivity``.
     """
     from compsafe.compress import CalibrationSpec, build_calibration, needs_calibration, parse_recipe
-    from compsafe.mitigate import mitigate as run_mitigation
-    from compsafe.mitigate import ranking_from_sensitivity
+    from compsafe.diagnose.mitigate import mitigate as run_mitigation
+    from compsafe.diagnose.mitigate import ranking_from_sensitivity
 
     order = None
     if ranking is not None:
@@ -372,7 +414,8 @@ def mitigate(
     if needs_calibration(parse_recipe(recipe)):
         spec = CalibrationSpec(n_samples=calibration_samples, seq_len=128, safety_fraction=safety_calibration)
         calibration = build_calibration(handle.tokenizer, spec)
-    result = run_mitigation(handle, recipe, calibration=calibration, block_order=order, **options)
+    with _store(store) as results:
+        result = run_mitigation(handle, recipe, calibration=calibration, block_order=order, store=results, **options)
     _write_json(out, result)
     return result
 

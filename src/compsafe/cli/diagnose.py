@@ -67,6 +67,9 @@ def sensitivity(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda."),
     dtype: str = typer.Option("float32", "--dtype", help="Scan dtype (float32: margins stable across batchings)."),
     out: Path = typer.Option(None, "--out", "-o", help="Write the full result as JSON here."),
+    store: Path = typer.Option(
+        None, "--store", help="SQLite file keeping every measurement, so rerunning the same scan resumes."
+    ),
 ) -> None:
     """Where a recipe hurts: per-module weight/output error, per-block safety vs capability damage, safety heads."""
     from compsafe.report.views import print_sensitivity
@@ -79,6 +82,7 @@ def sensitivity(
         calibration_samples=calibration_samples,
         safety_calibration=safety_calibration,
         out=out,
+        store=store,
         prompt_limit=prompts or None,
         passage_limit=passages,
         judged=judged,
@@ -115,6 +119,9 @@ def mitigate(
         None, "--ranking", help="Block order from `compsafe sensitivity --out` (same recipe); skips the block scan."
     ),
     out: Path = typer.Option(None, "--out", "-o", help="Write the full result as JSON here."),
+    store: Path = typer.Option(
+        None, "--store", help="SQLite file keeping every measurement, so rerunning the same scan resumes."
+    ),
 ) -> None:
     """Keep the most safety-sensitive blocks at higher precision until refusals hold; confirm on held-out items."""
     from compsafe.report.views import print_mitigation
@@ -128,6 +135,7 @@ def mitigate(
         safety_calibration=safety_calibration,
         ranking=ranking,
         out=out,
+        store=store,
         max_drop=max_refusal_drop,
         budget_bits=budget_bits,
         keep_mode=keep_mode,

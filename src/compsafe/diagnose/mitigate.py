@@ -3,7 +3,7 @@
 ``compsafe mitigate --recipe int4-rtn-g128 --max-refusal-drop 0.02 [--budget-bits B]``:
 
 1. measure the base model on a *validation* split of the harmful prompts (and shipped passages);
-2. rank blocks by the safety damage each does when it alone is compressed (``analysis.sensitivity``);
+2. rank blocks by the safety damage each does when it alone is compressed (``diagnose.sensitivity``);
 3. greedily keep the top-k blocks (``+keep8=`` by default: int8 costs half the bits of bf16 and is close to
    lossless) for k = 0, 1, 2, ... and stop at the first k whose refusal rate is within ``max_drop`` of the base's;
    a candidate whose effective bits per weight would exceed ``budget_bits`` is never evaluated or returned;
@@ -25,8 +25,9 @@ from typing import Any
 
 from torch import nn
 
-from compsafe.compress import CalibrationSet, CompressionReport, apply_recipe, parse_recipe
+from compsafe.compress import CalibrationSet, CompressionReport, WeightSnapshot, applied, parse_recipe
 from compsafe.compress.targets import module_matches, weight_view
+from compsafe.diagnose.signals import SignalProbe, Signals, variant_state
 from compsafe.errors import RecipeError
 
 KEEP_MODES = ("keep8", "keep")
@@ -50,6 +51,11 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kept": list(self.kept), "recipe": self.recipe, "bits": self.bits, **asdict(self.evaluation)}
+
+    def point(self) -> dict[str, Any]:
+        """This candidate on the size / refusal / perplexity plane (``pareto_front``)."""
+        e = self.evaluation
+        return {"recipe": self.recipe, "bits": self.bits, "refusal_rate": e.refusal_rate, "perplexity": e.perplexity}
 
 
 @dataclass
@@ -156,6 +162,75 @@ class KeepBits:
         return bits / total if total else 0.0
 
 
+@dataclass
+class VariantMeter:
+    """Measures recipe variants of one model on one probe: from the store when finished, else built with
+    ``compress.applied`` (one shared snapshot of the base) and measured."""
+
+    model: nn.Module
+    probe: SignalProbe
+    calibration: CalibrationSet | None
+    snapshot: WeightSnapshot | None = None
+
+    def __call__(self, recipe: str, *, judged: bool) -> Signals:
+        state = variant_state(recipe, self.calibration)
+        signals = self.probe.cached(state, judged=judged)
+        if signals is not None:
+            return signals
+        self.snapshot = self.snapshot or WeightSnapshot(self.model)
+        with applied(self.model, recipe, self.calibration, snapshot=self.snapshot):
+            return self.probe.measure(judged=judged, state=state)
+
+
+def split_probes(
+    handle: Any, prompt_limit: int | None, passage_limit: int, max_new_tokens: int, store: Any = None
+) -> tuple[SignalProbe, SignalProbe]:
+    """Probes on the validation and held-out halves of the harmful prompts (same passages, same store)."""
+    from compsafe.diagnose.signals import shipped_passages, split_harmful
+    from compsafe.integrity import model_identity
+    from compsafe.models.backend import HFBackend
+
+    validation, heldout = split_harmful()
+    if prompt_limit:
+        validation, heldout = validation[:prompt_limit], heldout[:prompt_limit]
+    passages = shipped_passages(passage_limit)
+    backend = HFBackend(handle, 16)
+    identity = model_identity(handle) if store is not None else None
+    return tuple(  # type: ignore[return-value]
+        SignalProbe(backend, prompts, passages, max_new_tokens=max_new_tokens, store=store, identity=identity)
+        for prompts in (validation, heldout)
+    )
+
+
+def _check_options(recipe: str, signal: str, keep_mode: str) -> None:
+    if "+keep" in recipe:
+        raise RecipeError(f"{recipe!r}: pass the plain recipe; mitigate chooses the +keep clause itself")
+    if signal not in ("fast", "judged"):
+        raise RecipeError(f"--signal must be fast or judged, not {signal!r}")
+    if keep_mode not in KEEP_MODES:
+        raise RecipeError(f"--keep-mode must be one of {KEEP_MODES}, not {keep_mode!r}")
+
+
+def _confirm(
+    measure: VariantMeter, held_probe: SignalProbe, search: SearchResult, recipe: str, bits_of: KeepBits
+) -> dict[str, Any]:
+    """Base, unmitigated and mitigated recipes on the held-out split, generated and judged."""
+    confirm: dict[str, Any] = {"base": held_probe.measure(judged=True).to_dict()}
+    recipes = {"unmitigated": recipe}
+    if search.chosen is not None and search.chosen.kept:
+        recipes["mitigated"] = search.chosen.recipe
+    for label, candidate_recipe in recipes.items():
+        state = variant_state(candidate_recipe, measure.calibration)
+        with applied(measure.model, candidate_recipe, measure.calibration, snapshot=measure.snapshot) as variant:
+            measured = held_probe.measure(judged=True, state=state).to_dict()
+        kept = search.chosen.kept if label == "mitigated" and search.chosen else ()
+        measured.update(recipe=candidate_recipe, bits=bits_of(kept), packed_size_bytes=variant.report.packed_size_bytes)
+        confirm[label] = measured
+    if "mitigated" not in confirm:
+        confirm["mitigated"] = confirm["unmitigated"]
+    return confirm
+
+
 def mitigate(
     handle: Any,
     recipe: str,
@@ -170,6 +245,7 @@ def mitigate(
     max_new_tokens: int = 32,
     dense_bits: int = 16,
     block_order: Sequence[str] | None = None,
+    store: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the whole search on a loaded model (see the module docstring); returns a JSON-ready result.
@@ -178,61 +254,35 @@ def mitigate(
     "judged" on the generated-and-judged refusal rate (slower, exact). The held-out confirmation is always judged.
     ``block_order``: block patterns, most safety-damaging first, from an earlier ``compsafe sensitivity`` scan of
     the same recipe on the validation split (``ranking_from_sensitivity``); skips the scan, which dominates the cost.
+    ``store`` (a ``ResultStore``): every measurement is kept as per-item records, so a rerun resumes.
     """
-    from compsafe.analysis.sensitivity import (
-        SignalProbe,
-        block_sensitivity,
-        shipped_passages,
-        split_harmful,
-    )
-    from compsafe.models.backend import HFBackend
-    from compsafe.runner import restore_weights, snapshot_weights
+    from compsafe.diagnose.sensitivity import block_sensitivity, damaging_blocks
+    _check_options(recipe, signal, keep_mode)
+    say, started, config = progress or (lambda message: None), time.time(), parse_recipe(recipe)
+    model, judged = handle.model, signal == "judged"
+    val_probe, held_probe = split_probes(handle, prompt_limit, passage_limit, max_new_tokens, store)
+    validation, heldout, passages = val_probe.prompts, held_probe.prompts, val_probe.passages
+    measure = VariantMeter(model, val_probe, calibration)
 
-    if "+keep" in recipe:
-        raise RecipeError(f"{recipe!r}: pass the plain recipe; mitigate chooses the +keep clause itself")
-    if signal not in ("fast", "judged"):
-        raise RecipeError(f"--signal must be fast or judged, not {signal!r}")
-    if keep_mode not in KEEP_MODES:
-        raise RecipeError(f"--keep-mode must be one of {KEEP_MODES}, not {keep_mode!r}")
-    say = progress or (lambda message: None)
-    started = time.time()
-    config = parse_recipe(recipe)
-    model = handle.model
-    backend = HFBackend(handle, 16)
-    validation, heldout = split_harmful()
-    if prompt_limit:
-        validation, heldout = validation[:prompt_limit], heldout[:prompt_limit]
-    passages = shipped_passages(passage_limit)
-    val_probe = SignalProbe(backend, validation, passages, max_new_tokens=max_new_tokens)
-    held_probe = SignalProbe(backend, heldout, passages, max_new_tokens=max_new_tokens)
-    judged = signal == "judged"
-
-    def rate(signals: Any) -> float:
-        return signals.judged_refusal_rate if judged else signals.fast_refusal_rate
-
-    snapshot = snapshot_weights(model)
-    say(f"base on the validation split ({len(validation)} prompts)")
-    base_val = val_probe.measure(judged=judged)
-    report = apply_recipe(model, config, calibration)
-    restore_weights(model, snapshot)
-    bits_of = KeepBits(model, report, keep_mode, dense_bits)
-    scan = None
-    if block_order is None:
-        say(f"ranking blocks by the safety damage of {config.recipe} alone in each (validation split)")
-        scan = block_sensitivity(model, config.recipe, val_probe, calibration, base=base_val, progress=say)
-        order = [row.pattern for row in scan.ranked("safety_damage") if row.safety_damage > 0]
-    else:
-        order = list(block_order)
+    def rate(signals: Signals) -> float:
+        return signals.judged_refusal_rate if judged else signals.fast_refusal_rate  # type: ignore[return-value]
 
     def recipe_of(kept: tuple[str, ...]) -> str:
         return keep_recipe(config.recipe, kept, keep_mode)
 
+    say(f"base on the validation split ({len(validation)} prompts)")
+    base_val = val_probe.measure(judged=judged)
+    measure.snapshot = WeightSnapshot(model)
+    with applied(model, config, calibration, snapshot=measure.snapshot) as full:
+        bits_of = KeepBits(model, full.report, keep_mode, dense_bits)
+    scan = None
+    if block_order is None:
+        say(f"ranking blocks by the safety damage of {config.recipe} alone in each (validation split)")
+        scan = block_sensitivity(model, config.recipe, val_probe, calibration, base=base_val, progress=say)
+    order = list(block_order) if block_order is not None else damaging_blocks(scan)  # type: ignore[arg-type]
+
     def evaluate(kept: tuple[str, ...]) -> Evaluation:
-        try:
-            apply_recipe(model, recipe_of(kept), calibration)
-            signals = val_probe.measure(judged=judged)
-        finally:
-            restore_weights(model, snapshot)
+        signals = measure(recipe_of(kept), judged=judged)
         bits = bits_of(kept)
         say(f"keep {len(kept)} block(s): refusal {rate(signals):.3f} (base {rate(base_val):.3f}), bits {bits:.3f}")
         return Evaluation(rate(signals), signals.mean_margin, signals.perplexity)
@@ -241,36 +291,8 @@ def mitigate(
         order, evaluate, bits_of, recipe_of, base_rate=rate(base_val), max_drop=max_drop, budget_bits=budget_bits
     )
     say(f"confirming on the held-out split ({len(heldout)} prompts, judged)")
-    confirm: dict[str, Any] = {"base": held_probe.measure(judged=True).to_dict()}
-    recipes = {"unmitigated": config.recipe}
-    if search.chosen is not None and search.chosen.kept:
-        recipes["mitigated"] = search.chosen.recipe
-    for label, candidate_recipe in recipes.items():
-        try:
-            applied = apply_recipe(model, candidate_recipe, calibration)
-            measured = held_probe.measure(judged=True).to_dict()
-        finally:
-            restore_weights(model, snapshot)
-        kept = search.chosen.kept if label == "mitigated" and search.chosen else ()
-        measured.update(recipe=candidate_recipe, bits=bits_of(kept), packed_size_bytes=applied.packed_size_bytes)
-        confirm[label] = measured
-    if "mitigated" not in confirm:
-        confirm["mitigated"] = confirm["unmitigated"]
-    base_point = {
-        "recipe": "base",
-        "bits": float(dense_bits),
-        "refusal_rate": rate(base_val),
-        "perplexity": base_val.perplexity,
-    }
-    points = [base_point] + [
-        {
-            "recipe": c.recipe,
-            "bits": c.bits,
-            "refusal_rate": c.evaluation.refusal_rate,
-            "perplexity": c.evaluation.perplexity,
-        }
-        for c in search.candidates
-    ]
+    confirm = _confirm(measure, held_probe, search, config.recipe, bits_of)
+    base_point = Candidate((), "base", float(dense_bits), Evaluation(rate(base_val), 0.0, base_val.perplexity))
     return {
         "model": handle.source,
         "recipe": config.recipe,
@@ -286,7 +308,7 @@ def mitigate(
         "recipe_out": search.chosen.recipe if search.chosen else None,
         "effective_bits_per_weight": search.chosen.bits if search.chosen else None,
         "heldout": confirm,
-        "pareto_front": pareto_front(points),
+        "pareto_front": pareto_front([c.point() for c in [base_point, *search.candidates]]),
         "seconds": time.time() - started,
     }
 

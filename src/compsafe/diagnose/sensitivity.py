@@ -8,7 +8,7 @@ Two questions, two spaces:
   block-by-block pass (``compress.sequential``). The output error is the one that matters: a layer whose inputs
   are tiny can lose much weight precision and change nothing, and an outlier column can make a small weight
   error large.
-* **Behaviour space** (``block_sensitivity``): compress one block at a time (``targets.only_modules``) with the
+* **Behaviour space** (``block_sensitivity``): compress one block at a time (``applied(..., only=[block])``) with the
   real recipe, measure the fast safety signal (mean refusal margin over harmful prompts) and perplexity,
   restore, next. Weight error does not say which block carries refusals; this does. Blocks are ranked by safety
   damage per unit of capability damage, the block that a keep-in-higher-precision recipe should spend bits on.
@@ -23,194 +23,23 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from compsafe.compress import CalibrationSet, apply_recipe, parse_recipe
+from compsafe.compress import CalibrationSet, WeightSnapshot, applied, parse_recipe
 from compsafe.compress.hessian import output_error
 from compsafe.compress.sequential import LinearInputs, compress_sequentially, decoder_blocks
-from compsafe.compress.targets import compressible_linears, only_modules, weight_view
-from compsafe.models.backend import GenerationConfig, HFBackend
-from compsafe.probes.refusal_signal import COMPLIANCE_OPENINGS, REFUSAL_OPENINGS
+from compsafe.compress.targets import compressible_linears, weight_view
+from compsafe.diagnose.signals import SignalProbe, Signals, variant_state
 
 # Capability damage below this (nats per token of passage NLL) counts as "no measurable damage": it keeps the
 # safety-per-capability ratio finite for blocks whose compression changes perplexity by rounding noise only.
 CAPABILITY_FLOOR = 1e-3
 
 Progress = Callable[[str], None]
-
-
-# --- items and splits -------------------------------------------------------------------------------------------
-
-
-def _shipped(name: str) -> list[dict[str, Any]]:
-    from compsafe.probes.datasets import shipped
-
-    return shipped(name)()
-
-
-def split_harmful(rows: Sequence[dict[str, Any]] | None = None) -> tuple[list[str], list[str]]:
-    """Harmful prompts split into (validation, held-out), alternating within each category.
-
-    Why alternate within categories: both halves cover every harm category in the same proportion, so a search
-    tuned on the validation half is confirmed on items of the same kind it never saw.
-    """
-    rows = list(rows) if rows is not None else _shipped("harmful.jsonl")
-    seen: dict[str, int] = {}
-    validation, heldout = [], []
-    for row in rows:
-        index = seen.get(row.get("category", ""), 0)
-        seen[row.get("category", "")] = index + 1
-        (validation if index % 2 == 0 else heldout).append(str(row["prompt"]))
-    return validation, heldout
-
-
-def shipped_passages(limit: int | None = None) -> list[str]:
-    """Capability text: the perplexity probe's shipped passages (a prefix of them for speed)."""
-    texts = [str(row["text"]) for row in _shipped("passages.jsonl")]
-    return texts[:limit] if limit else texts
-
-
-# --- the fast safety signal, computed once per prompt instead of once per (prompt, opening) -----------------------
-
-
-@torch.inference_mode()
-def cached_refusal_margins(backend: HFBackend, prompts: Sequence[str], batch_size: int = 8) -> list[float]:
-    """``probes.refusal_signal.refusal_margins`` with the prompt encoded once and shared by all the openings.
-
-    Why: a scan evaluates the margin hundreds of times; the chat-formatted prompt (~45 tokens) is 5-8x longer
-    than an opening, so scoring the openings on the prompt's KV cache (and computing logits only where a token is
-    scored) is several times cheaper. Token ids are built exactly as ``HFBackend.loglikelihood`` builds them, so
-    the result equals ``refusal_margins`` up to float rounding (checked in tests).
-    """
-    model = backend.model
-    openings = REFUSAL_OPENINGS + COMPLIANCE_OPENINGS
-    width = len(openings)
-    pad = backend.tokenizer.pad_token_id if backend.tokenizer.pad_token_id is not None else 0
-    margins: list[float] = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start : start + batch_size]
-        contexts, continuations = [], []
-        for prompt in chunk:
-            context = backend.format_chat(prompt)
-            pairs = [backend._encode_pair(context, opening, special_tokens=False) for opening in openings]
-            contexts.append(pairs[0][0])
-            continuations.append([cont for _, cont in pairs])
-        ctx_width = max(len(c) for c in contexts)
-        ids = torch.full((len(chunk), ctx_width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, context in enumerate(contexts):  # left padding: every context ends at the same column
-            ids[row, ctx_width - len(context) :] = torch.tensor(context)
-            mask[row, ctx_width - len(context) :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = model(
-            input_ids=ids.to(backend.device),
-            attention_mask=mask.to(backend.device),
-            position_ids=positions.to(backend.device),
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()  # predicts every opening's 1st token
-        cache = out.past_key_values
-        cache.batch_repeat_interleave(width)
-        cont_width = max(1, max(len(c) - 1 for conts in continuations for c in conts))
-        cont_ids = torch.full((len(chunk) * width, cont_width), pad, dtype=torch.long)
-        for row, conts in enumerate(continuations):
-            for o, cont in enumerate(conts):
-                if len(cont) > 1:
-                    cont_ids[row * width + o, : len(cont) - 1] = torch.tensor(cont[:-1])
-        # right padding after the real opening tokens: causal attention never lets a real token see it
-        full_mask = torch.cat([mask.repeat_interleave(width, 0), torch.ones_like(cont_ids)], dim=1)
-        lengths = mask.sum(-1).repeat_interleave(width)
-        cont_positions = lengths[:, None] + torch.arange(cont_width)[None]
-        rest = model(
-            input_ids=cont_ids.to(backend.device),
-            attention_mask=full_mask.to(backend.device),
-            position_ids=cont_positions.to(backend.device),
-            past_key_values=cache,
-            use_cache=False,
-        )
-        rest_lp = torch.log_softmax(rest.logits.float(), dim=-1).cpu()
-        for row, conts in enumerate(continuations):
-            scores = []
-            for o, cont in enumerate(conts):
-                total = float(first[row, cont[0]])
-                for j in range(1, len(cont)):
-                    total += float(rest_lp[row * width + o, j - 1, cont[j]])
-                scores.append(total)
-            margins.append(max(scores[: len(REFUSAL_OPENINGS)]) - max(scores[len(REFUSAL_OPENINGS) :]))
-    return margins
-
-
-# --- one model state -> its signals ------------------------------------------------------------------------------
-
-
-@dataclass
-class Signals:
-    """Safety and capability of one model state on fixed items.
-
-    ``fast_refusal_rate``: share of prompts with a positive margin (the model leans to refusing), a rate on the
-    same scale as the judged refusal rate, so a tolerance like "at most 2 points lost" reads the same for both.
-    """
-
-    mean_margin: float
-    fast_refusal_rate: float
-    perplexity: float
-    judged_refusal_rate: float | None = None
-    margins: list[float] = field(default_factory=list, repr=False)
-
-    def to_dict(self, with_items: bool = False) -> dict[str, Any]:
-        data = asdict(self)
-        if not with_items:
-            data.pop("margins")
-        return data
-
-
-@dataclass
-class SignalProbe:
-    """Measures ``Signals`` of whatever weights the backend's model holds right now.
-
-    Why a small object instead of the run machinery: scans evaluate dozens of transient model states that are
-    never stored; they need the same prompts, passages and judge every time, and nothing else.
-    """
-
-    backend: HFBackend
-    prompts: list[str]
-    passages: list[str]
-    judge: str = "phrase"
-    max_new_tokens: int = 32
-
-    def perplexity(self) -> float:
-        nll, tokens = 0.0, 0
-        with torch.inference_mode():
-            for text in self.passages:
-                for targets, logits in self.backend.text_logits(text):
-                    logprobs = torch.log_softmax(logits, dim=-1)
-                    nll += float(-logprobs.gather(-1, targets[:, None]).sum())
-                    tokens += int(targets.numel())
-        return math.exp(nll / tokens) if tokens else float("nan")
-
-    def judged_refusal_rate(self, prompts: Sequence[str] | None = None) -> float:
-        from compsafe.judges import get_judge
-
-        prompts = list(prompts if prompts is not None else self.prompts)
-        judge = get_judge(self.judge)
-        responses = self.backend.generate(prompts, GenerationConfig(max_new_tokens=self.max_new_tokens))
-        refused = [judge.judge(p, r).refused for p, r in zip(prompts, responses, strict=True)]
-        return sum(refused) / len(refused) if refused else 0.0
-
-    def measure(self, *, judged: bool = False, capability: bool = True) -> Signals:
-        margins = cached_refusal_margins(self.backend, self.prompts)
-        return Signals(
-            mean_margin=sum(margins) / len(margins),
-            fast_refusal_rate=sum(m > 0 for m in margins) / len(margins),
-            perplexity=self.perplexity() if capability and self.passages else float("nan"),
-            judged_refusal_rate=self.judged_refusal_rate() if judged else None,
-            margins=margins,
-        )
 
 
 # --- weight space ------------------------------------------------------------------------------------------------
@@ -252,16 +81,12 @@ def weight_sensitivity(
     config = parse_recipe(recipe)
     targets = dict(compressible_linears(model, include_lm_head=True))
     originals = {name: weight_view(m).to("cpu", copy=True) for name, m in targets.items()}
-    try:
-        apply_recipe(model, config, calibration)
-        variant = {}
+    variant = {}
+    with applied(model, config, calibration):
         for name, module in targets.items():
             view = weight_view(module)
             if not torch.equal(view.cpu(), originals[name]):
                 variant[name] = view.to("cpu", copy=True)
-    finally:
-        for name, module in targets.items():
-            weight_view(module).copy_(originals[name].to(module.weight.device))
     prefix, _ = decoder_blocks(model)
     errors: dict[str, float] = {}
     if calibration is not None and variant:
@@ -358,6 +183,11 @@ class BlockScan:
         }
 
 
+def damaging_blocks(scan: BlockScan) -> list[str]:
+    """Patterns of the blocks whose compression lowered the refusal margin, most damaging first."""
+    return [row.pattern for row in scan.ranked("safety_damage") if row.safety_damage > 0]
+
+
 def block_patterns(model: nn.Module) -> list[str]:
     """One module pattern per transformer block (``model.layers.0`` ...), usable in ``+keep=`` and ``only``."""
     prefix, blocks = decoder_blocks(model)
@@ -378,35 +208,33 @@ def block_sensitivity(
 ) -> BlockScan:
     """Compress each block alone with ``recipe``, measure, restore; returns every block's damage.
 
-    The model is restored from a snapshot after every block, and its weights are checked against the snapshot at
-    the end, so a scan never leaves a half-compressed model behind. ``judged`` also generates and judges
-    refusals for every variant (slow; needed to validate the fast signal).
+    The model is restored from a snapshot after every block and its digest checked (``compress.applied``), so a
+    scan never leaves a half-compressed model behind. ``judged`` also generates and judges refusals for every
+    variant (slow; needed to validate the fast signal). With a store behind ``probe``, finished blocks are read
+    back instead of rebuilt, so an interrupted scan resumes.
     """
-    from compsafe.runner import restore_weights, snapshot_weights
-
     started = time.time()
     config = parse_recipe(recipe)
     patterns = block_patterns(model)
     chosen = list(range(len(patterns))) if blocks is None else list(blocks)
-    snapshot = snapshot_weights(model)
+    snapshot: WeightSnapshot | None = None  # taken only when a block is not in the store yet
     base = base or probe.measure(judged=judged)
     rows: list[BlockSensitivity] = []
-    try:
-        for i in chosen:
-            with only_modules([patterns[i]]):
-                apply_recipe(model, config, calibration)
-            signals = probe.measure(judged=judged)
-            restore_weights(model, snapshot)
-            safety, capability, selectivity = damage(base, signals)
-            rows.append(BlockSensitivity(i, patterns[i], signals, safety, capability, selectivity))
-            if progress:
-                progress(
-                    f"block {i}: margin {signals.mean_margin:+.3f} (base {base.mean_margin:+.3f}), "
-                    f"ppl {signals.perplexity:.3f} (base {base.perplexity:.3f})"
-                    + (f", judged {signals.judged_refusal_rate:.3f}" if signals.judged_refusal_rate is not None else "")
-                )
-    finally:
-        restore_weights(model, snapshot)
+    for i in chosen:
+        state = variant_state(config.recipe, calibration, only=patterns[i])
+        signals = probe.cached(state, judged=judged)
+        if signals is None:
+            snapshot = snapshot or WeightSnapshot(model)
+            with applied(model, config, calibration, snapshot=snapshot, only=[patterns[i]]):
+                signals = probe.measure(judged=judged, state=state)
+        safety, capability, selectivity = damage(base, signals)
+        rows.append(BlockSensitivity(i, patterns[i], signals, safety, capability, selectivity))
+        if progress:
+            progress(
+                f"block {i}: margin {signals.mean_margin:+.3f} (base {base.mean_margin:+.3f}), "
+                f"ppl {signals.perplexity:.3f} (base {base.perplexity:.3f})"
+                + (f", judged {signals.judged_refusal_rate:.3f}" if signals.judged_refusal_rate is not None else "")
+            )
     scan = BlockScan(config.recipe, base, rows, seconds=time.time() - started)
     if judged:
         scan.validation = validate_fast_signal(rows)
@@ -459,6 +287,9 @@ def block_weight_errors(rows: Sequence[ModuleSensitivity]) -> dict[int, dict[str
     }
 
 
+# --- everything the `compsafe sensitivity` command reports ------------------------------------------------------
+
+
 def sensitivity_report(
     handle: Any,
     recipe: str,
@@ -473,23 +304,30 @@ def sensitivity_report(
     head_prompts: int = 8,
     judged_heads: int = 5,
     max_new_tokens: int = 32,
+    store: Any = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Weight-space errors, the per-block scan (validated against judged refusals) and the head scan.
 
     Measured on the validation split of the harmful prompts (``prompt_limit`` of them) so that ``compsafe
     mitigate``'s held-out split stays unseen. ``head_candidates=0`` ablates every head exactly; otherwise the
-    attribution screen (``analysis.heads.head_attribution`` on ``head_prompts`` prompts) picks the candidates.
+    attribution screen (``diagnose.heads.head_attribution`` on ``head_prompts`` prompts) picks the candidates.
+    ``store`` (a ``ResultStore``) keeps every measurement as per-item records, so a rerun resumes.
     """
-    from compsafe.analysis.heads import head_attribution, head_layout, scan_heads, top_candidates
+    from compsafe.diagnose.signals import shipped_passages, split_harmful
+    from compsafe.integrity import model_identity
+    from compsafe.models.backend import HFBackend
 
     say = progress or (lambda message: None)
     started = time.time()
     config = parse_recipe(recipe)
-    backend = HFBackend(handle, 16)
     validation, _ = split_harmful()
     prompts = validation[:prompt_limit] if prompt_limit else validation
-    probe = SignalProbe(backend, prompts, shipped_passages(passage_limit), max_new_tokens=max_new_tokens)
+    identity = model_identity(handle) if store is not None else None
+    probe = SignalProbe(
+        HFBackend(handle, 16), prompts, shipped_passages(passage_limit), max_new_tokens=max_new_tokens,
+        store=store, identity=identity,
+    )
     result: dict[str, Any] = {"model": handle.source, "recipe": config.recipe, "prompts": len(prompts)}
 
     say("weight space: relative weight error and output error on calibration activations")
@@ -503,39 +341,12 @@ def sensitivity_report(
         handle.model, config.recipe, probe, calibration, blocks=blocks, judged=judged, base=base, progress=say
     )
     result["blocks"] = scan.to_dict()
-
     if heads:
-        n_blocks, n_heads, _ = head_layout(handle.model)
-        all_heads = [(b, h) for b in range(n_blocks) for h in range(n_heads)]
-        attribution = None
-        if head_candidates and head_candidates < len(all_heads):
-            say(f"heads: attribution screen of {len(all_heads)} heads on {min(head_prompts, len(prompts))} prompts")
-            attribution = head_attribution(backend, prompts[:head_prompts])
-            candidates = top_candidates(attribution, head_candidates)
-        else:
-            candidates = all_heads
-        say(f"heads: exact ablation of {len(candidates)} heads")
-        head_probe = SignalProbe(backend, prompts, probe.passages[:1], max_new_tokens=max_new_tokens)
-        head_base = head_probe.measure()
-        effects = scan_heads(
-            handle.model, head_probe.measure, candidates, head_base, attribution=attribution, progress=say
+        from compsafe.diagnose.heads import head_report
+
+        result["heads"] = head_report(
+            handle.model, probe, base, candidates=head_candidates, screen_prompts=head_prompts,
+            judged_heads=judged_heads if judged else 0, progress=say,
         )
-        for effect in effects[:judged_heads] if judged else []:
-            from compsafe.analysis.heads import ablate_heads
-
-            with ablate_heads(handle.model, [(effect.block, effect.head)]):
-                effect.judged_refusal_rate = probe.judged_refusal_rate()
-        screen: dict[str, Any] = {"n_heads": len(all_heads), "exact": len(candidates)}
-        if attribution is not None and len(effects) >= 3:
-            from scipy.stats import spearmanr
-
-            rho = spearmanr([e.attribution for e in effects], [e.margin_change for e in effects])[0]
-            screen["spearman_attribution_vs_exact"] = None if math.isnan(rho) else float(rho)
-        result["heads"] = {
-            "base": head_base.to_dict(),
-            "base_judged_refusal_rate": base.judged_refusal_rate,
-            "screen": screen,
-            "ranked": [e.to_dict() for e in effects],
-        }
     result["seconds"] = time.time() - started
     return result

@@ -15,14 +15,16 @@ the top candidates; ``scan_heads`` with every head is the exhaustive version for
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from compsafe.compress.sequential import decoder_blocks
+from compsafe.diagnose.signals import SignalProbe, Signals
 from compsafe.models.backend import HFBackend
 from compsafe.probes.refusal_signal import COMPLIANCE_OPENINGS, REFUSAL_OPENINGS
 
@@ -173,23 +175,33 @@ def head_attribution(backend: HFBackend, prompts: Sequence[str]) -> dict[Head, f
     return {(b, h): float(totals[b, h]) for b in range(n_blocks) for h in range(n_heads)}
 
 
+def head_state(head: Head) -> dict[str, Any]:
+    """The store name of the model state with ``head`` ablated (see ``diagnose.signals``)."""
+    return {"ablated_head": list(head)}
+
+
 def scan_heads(
     model: nn.Module,
-    measure: Callable[[], Any],
+    measure: Callable[[dict[str, Any]], Any],
     heads: Sequence[Head],
     base: Any,
     *,
     attribution: dict[Head, float] | None = None,
+    cached: Callable[[dict[str, Any]], Any] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[HeadEffect]:
-    """Ablate each head alone, measure with ``measure()`` (returns ``Signals``), rank by margin loss.
+    """Ablate each head alone, ``measure(state)`` it (returns ``Signals``), rank by margin loss.
 
-    Ranked most refusal-reducing first (most negative margin change), ties by fast-rate change.
+    ``cached(state)`` answers a head already measured (from the store) without ablating it. Ranked most
+    refusal-reducing first (most negative margin change), ties by fast-rate change.
     """
     effects = []
     for block, head in heads:
-        with ablate_heads(model, [(block, head)]):
-            signals = measure()
+        state = head_state((block, head))
+        signals = cached(state) if cached is not None else None
+        if signals is None:
+            with ablate_heads(model, [(block, head)]):
+                signals = measure(state)
         effect = HeadEffect(
             block=block,
             head=head,
@@ -208,3 +220,57 @@ def scan_heads(
 def top_candidates(attribution: dict[Head, float], k: int) -> list[Head]:
     """The ``k`` heads whose estimated ablation lowers the margin most."""
     return [head for head, _ in sorted(attribution.items(), key=lambda kv: (kv[1], kv[0]))[:k]]
+
+
+def head_report(
+    model: nn.Module,
+    probe: SignalProbe,
+    base: Signals,
+    *,
+    candidates: int = 12,
+    screen_prompts: int = 8,
+    judged_heads: int = 5,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The head part of ``compsafe sensitivity``: screen by attribution, ablate the candidates exactly, judge the top.
+
+    ``candidates=0`` (or at least every head) ablates every head; ``judged_heads`` of the most refusal-reducing
+    heads are also generated and judged. ``base`` is the intact model's signals on ``probe``.
+    """
+    say = progress or (lambda message: None)
+    n_blocks, n_heads, _ = head_layout(model)
+    all_heads = [(b, h) for b in range(n_blocks) for h in range(n_heads)]
+    attribution = None
+    chosen = all_heads
+    if candidates and candidates < len(all_heads):
+        say(f"heads: attribution screen of {len(all_heads)} heads on {min(screen_prompts, len(probe.prompts))} prompts")
+        attribution = head_attribution(probe.backend, probe.prompts[:screen_prompts])
+        chosen = top_candidates(attribution, candidates)
+    say(f"heads: exact ablation of {len(chosen)} heads")
+    head_probe = replace(probe, passages=probe.passages[:1])
+    head_base = head_probe.measure()
+    effects = scan_heads(
+        model,
+        lambda state: head_probe.measure(state=state),
+        chosen,
+        head_base,
+        attribution=attribution,
+        cached=head_probe.cached,
+        progress=say,
+    )
+    for effect in effects[:judged_heads]:
+        state = head_state((effect.block, effect.head))
+        with ablate_heads(model, [(effect.block, effect.head)]):
+            effect.judged_refusal_rate = probe.judged_refusal_rate(state=state)
+    screen: dict[str, Any] = {"n_heads": len(all_heads), "exact": len(chosen)}
+    if attribution is not None and len(effects) >= 3:
+        from scipy.stats import spearmanr
+
+        rho = spearmanr([e.attribution for e in effects], [e.margin_change for e in effects])[0]
+        screen["spearman_attribution_vs_exact"] = None if math.isnan(rho) else float(rho)
+    return {
+        "base": head_base.to_dict(),
+        "base_judged_refusal_rate": base.judged_refusal_rate,
+        "screen": screen,
+        "ranked": [e.to_dict() for e in effects],
+    }
