@@ -9,7 +9,6 @@ present is not rebuilt at all.
 from __future__ import annotations
 
 import gc
-import logging
 import platform
 import time
 from collections.abc import Callable
@@ -21,10 +20,17 @@ import torch
 
 from compsafe import __version__
 from compsafe.analysis.compare import compare_probe, drift_ratios
-from compsafe.compress import CalibrationSet, CompressionConfig, apply_recipe, needs_calibration, parse_recipe
+from compsafe.compress import (
+    CalibrationSet,
+    CompressionConfig,
+    WeightSnapshot,
+    applied,
+    needs_calibration,
+    parse_recipe,
+)
 from compsafe.config import RunConfig
 from compsafe.errors import ModelLoadError, RecipeError
-from compsafe.integrity import state_digest, weights_digest
+from compsafe.integrity import weights_digest
 from compsafe.judges import get_judge
 from compsafe.models import GenerationConfig, HFBackend, LoadOptions, ModelHandle, load_model
 from compsafe.probes import Probe, ProbeContext, build_probe
@@ -175,36 +181,16 @@ class Evaluator:
         return records
 
 
-def nonfinite_parameters(model: torch.nn.Module) -> list[str]:
-    """Names of parameters holding NaN or inf (a compression method diverged)."""
-    return [name for name, p in model.named_parameters() if p.is_floating_point() and not torch.isfinite(p).all()]
+def run(config: RunConfig, observer: RunObserver | None = None) -> dict[str, Any]:
+    """Execute a run and write its folder (records, summary.json, divergences); returns the summary.
 
-
-def snapshot_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """CPU copy of every parameter, taken once, so each variant starts from the exact base weights."""
-    return {name: p.detach().to("cpu", copy=True) for name, p in model.named_parameters()}
-
-
-@torch.no_grad()
-def restore_weights(model: torch.nn.Module, snapshot: dict[str, torch.Tensor]) -> None:
-    for name, p in model.named_parameters():
-        p.data.copy_(snapshot[name].to(p.device))
-
-
-def run(config: RunConfig, observer: RunObserver | None = None, *, reports: bool = True) -> dict[str, Any]:
-    """Execute a run and write its folder; returns the summary (also written to summary.json).
-
-    With ``executor="ray"`` the records are first computed by Ray tasks (``executors.ray_executor``); this
-    function then only finds them in the store and summarises.
+    Records already in the store are reused, so after ``executors.ray_executor`` computed them this only
+    summarises. The HTML/markdown reports are written by the caller (``api.run``), a layer above.
     """
-    from compsafe.report.outputs import write_run
+    from compsafe.runfolder import write_run
 
     observer = observer or SilentObserver()
     started = time.time()
-    if config.executor == "ray":
-        from compsafe.executors.ray_executor import precompute_with_ray
-
-        precompute_with_ray(config, observer)
     plan = plan_run(config)
     options = LoadOptions(
         device=config.device,
@@ -242,8 +228,7 @@ def run(config: RunConfig, observer: RunObserver | None = None, *, reports: bool
     timings: dict[str, float] = {"base": time.time() - started}
 
     recipe_variants = [v for v in plan.variants if v.config is not None]
-    snapshot: dict[str, torch.Tensor] | None = None
-    base_state_digest: str | None = None
+    snapshot: WeightSnapshot | None = None
     calibration: CalibrationSet | None = None
     for variant in recipe_variants:
         t0 = time.time()
@@ -268,36 +253,30 @@ def run(config: RunConfig, observer: RunObserver | None = None, *, reports: bool
             observer.stage(f"{variant.label}: all records present, not rebuilt")
             records[variant.label] = evaluator.evaluate(variant.label, None, model_key, is_base=False)
         else:
-            if snapshot is None:
-                snapshot = snapshot_weights(handle.model)
-                base_state_digest = state_digest(handle.model)
+            snapshot = snapshot or WeightSnapshot(handle.model)
             observer.stage(f"building {variant.label}")
-            report = apply_recipe(handle.model, variant.config, variant_calibration)
-            info = {
-                "recipe": variant.config.recipe,
-                "config": variant.config.to_dict(),
-                "compression": report.to_dict(),
-                "weights_digest": state_digest(handle.model),
-            }
-            if variant_calibration is not None:
-                info["calibration"] = variant_calibration.to_dict()
-            broken = nonfinite_parameters(handle.model)
-            if broken:  # reported as broken, not probed: a NaN model's "answers" would be noise, not findings
-                info["broken"] = f"{len(broken)} weight tensor(s) hold NaN/inf after compression, e.g. {broken[0]}"
-                observer.stage(f"{variant.label}: BROKEN ({info['broken']})")
-            store.put_variant(model_key_str, info)
-            if not broken and variant.adapter is not None:
-                from compsafe.training.recover import attached_adapter
+            with applied(handle.model, variant.config, variant_calibration, snapshot=snapshot) as built:
+                info = {
+                    "recipe": variant.config.recipe,
+                    "config": variant.config.to_dict(),
+                    "compression": built.report.to_dict(),
+                    "weights_digest": built.weights_digest,
+                }
+                if variant_calibration is not None:
+                    info["calibration"] = variant_calibration.to_dict()
+                if built.broken:  # reported as broken, not probed: a NaN model's "answers" are noise, not findings
+                    info["broken"] = built.broken
+                    observer.stage(f"{variant.label}: BROKEN ({info['broken']})")
+                store.put_variant(model_key_str, info)
+                if not built.broken and variant.adapter is not None:
+                    from compsafe.training.recover import attached_adapter
 
-                with attached_adapter(handle, variant.adapter, info["weights_digest"]) as adapter_info:
-                    info["recovery"] = adapter_info
-                    store.put_variant(model_key_str, info)
+                    with attached_adapter(handle, variant.adapter, info["weights_digest"]) as adapter_info:
+                        info["recovery"] = adapter_info
+                        store.put_variant(model_key_str, info)
+                        records[variant.label] = evaluator.evaluate(variant.label, handle, model_key, is_base=False)
+                elif not built.broken:
                     records[variant.label] = evaluator.evaluate(variant.label, handle, model_key, is_base=False)
-            elif not broken:
-                records[variant.label] = evaluator.evaluate(variant.label, handle, model_key, is_base=False)
-            restore_weights(handle.model, snapshot)
-            if state_digest(handle.model) != base_state_digest:
-                raise RuntimeError("base weights were not restored exactly after a variant")
         models[variant.label] = {"label": variant.label, "kind": "recipe", **info}
         timings[variant.label] = time.time() - t0
 
@@ -331,25 +310,8 @@ def run(config: RunConfig, observer: RunObserver | None = None, *, reports: bool
     from compsafe.analysis.divergence_scan import write_divergences
 
     write_divergences(config.out, records)  # divergences.jsonl when refusal and refusal_margin both ran
-    if reports:
-        write_reports(config.out, observer)
     store.close()
     return summary
-
-
-def write_reports(out: Path, observer: RunObserver) -> None:
-    """report.html and report.md next to summary.json, built from the file just written (as `compsafe report` does).
-
-    The run's results are already on disk, so a report failure must not fail the run; it is a bug though, so it
-    is logged with its traceback rather than swallowed, and `compsafe report RUN_DIR` can retry.
-    """
-    try:
-        from compsafe.report.html import build_report
-
-        build_report(out)
-    except Exception:  # noqa: BLE001 - keep the finished run; the traceback is logged
-        logging.getLogger(__name__).exception("compsafe: writing report.html / report.md failed")
-        observer.stage(f"report not written (error logged above); retry with `compsafe report {out}`")
 
 
 def summarize_run(

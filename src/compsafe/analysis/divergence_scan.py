@@ -130,7 +130,7 @@ def write_divergences(out: Path, records: dict[str, dict[str, list[Record]]]) ->
 def read_run_records(run_dir: Path) -> dict[str, dict[str, list[Record]]]:
     """The refusal and refusal_margin records of every model in a run folder written by ``compsafe run``."""
     from compsafe.errors import RunFolderError
-    from compsafe.report.outputs import safe_name
+    from compsafe.runfolder import safe_name
 
     summary_path = Path(run_dir) / "summary.json"
     if not summary_path.is_file():

@@ -38,7 +38,7 @@ def run_job(config: RunConfig, variant: str | None, probe: str) -> dict[str, Any
         executor="local",
         profile=None,
     )
-    summary = run(sub, reports=False)
+    summary = run(sub)
     return {"job": label, "seconds": summary["timing_seconds"]["total"], "pid": os.getpid()}
 
 

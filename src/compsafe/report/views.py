@@ -209,14 +209,14 @@ def print_judge_scores(scores: list[Any], console: Console) -> None:
     out.print(table)
 
 
-def print_profiles(profiles: list[Any], console: Console) -> None:
-    """`compsafe profiles`: probes, variants and gate rules of each threat-model profile."""
+def print_profiles(profiles: list[tuple[Any, Any]], console: Console) -> None:
+    """`compsafe profiles`: probes, variants and gate rules of each (profile, policy)."""
     table = Table(title="threat-model profiles (compsafe run --profile NAME)")
     for column in ("profile", "probes", "variants", "gate rules"):
         table.add_column(column)
-    for p in profiles:
-        rules = "\n".join(rule.describe() for rule in p.policy.rules)
+    for p, policy in profiles:
+        rules = "\n".join(rule.describe() for rule in policy.rules)
         table.add_row(p.name, ", ".join(p.probes), ", ".join(p.variants), rules)
     console.print(table)
-    for p in profiles:
+    for p, _ in profiles:
         console.print(f"[bold]{p.name}[/]: {p.description}", highlight=False)
