@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -10,65 +11,107 @@ from rich.table import Table
 from compsafe import api
 from compsafe.cli.common import command, console, progress_observer, say
 
-
-@command()
-def run(
-    model: str = typer.Option(
-        None,
-        "--model",
-        "-m",
-        help="Model folder, .gguf file, hub id or catalog name (default: the embedded compsafe-demo).",
+# Options of `compsafe run` (declared apart so the command reads as its body).
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m", help="Model folder, .gguf file, hub id or catalog name (default: the embedded compsafe-demo)."
     ),
-    variants: str = typer.Option(
-        None,
+]
+VariantsOption = Annotated[
+    str,
+    typer.Option(
         "--variants",
         "-v",
         help="Comma-separated recipes or model paths, e.g. "
         "int8,int4-g128,mag-50,2:4 (see `compsafe variants`); '' for none.",
     ),
-    probes: str = typer.Option(
-        None,
+]
+ProbesOption = Annotated[
+    str,
+    typer.Option(
         "--probes",
         "-p",
         help="Comma-separated probes, optionally with a set or file: "
         "refusal:harmbench,perplexity:my.txt (see `compsafe probes`).",
     ),
-    out: Path = typer.Option(None, "--out", "-o", help="Run folder (default runs/latest)."),
-    limit: int = typer.Option(None, "--limit", help="At most N items per probe (a quick look)."),
-    judge: str = typer.Option(None, "--judge", help="Refusal judge (default phrase)."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Batch size for generation and scoring."),
-    max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Tokens generated per response."),
-    screen_margin: float = typer.Option(
-        None,
+]
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Run folder (default runs/latest).")]
+LimitOption = Annotated[int, typer.Option("--limit", help="At most N items per probe (a quick look).")]
+JudgeOption = Annotated[str, typer.Option("--judge", help="Refusal judge (default phrase).")]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Batch size for generation and scoring.")]
+MaxNewTokensOption = Annotated[int, typer.Option("--max-new-tokens", help="Tokens generated per response.")]
+ScreenMarginOption = Annotated[
+    float,
+    typer.Option(
         "--screen-margin",
         help="Screen refusal/over_refusal/jailbreak items by refusal margin (nats): items with |margin| >= X are "
         "recorded as refused/answered without generating (a proxy verdict, marked screened); off by default.",
     ),
-    seed: int = typer.Option(None, "--seed", help="Seed for bootstrap and sampling."),
-    device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N."),
-    dtype: str = typer.Option(None, "--dtype", help="auto, float32, bfloat16, float16."),
-    store: Path = typer.Option(
-        None, "--store", help="SQLite results store to share across runs (default <out>/store.sqlite)."
-    ),
-    config: Path = typer.Option(None, "--config", help="YAML file with run options (flags override it)."),
-    profile: str = typer.Option(
-        None,
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed for bootstrap and sampling.")]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N.")]
+DtypeOption = Annotated[str, typer.Option("--dtype", help="auto, float32, bfloat16, float16.")]
+StoreOption = Annotated[
+    Path, typer.Option("--store", help="SQLite results store to share across runs (default <out>/store.sqlite).")
+]
+ConfigOption = Annotated[Path, typer.Option("--config", help="YAML file with run options (flags override it).")]
+ProfileOption = Annotated[
+    str,
+    typer.Option(
         "--profile",
         help="Threat-model profile: chat-assistant, code, rag, minimal (picks probes, variants, gate policy).",
     ),
-    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow loading pickle weight files."),
-    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run model code from its repo."),
-    calibration: str = typer.Option(
-        None, "--calibration", help="Calibration text for GPTQ/AWQ/Wanda/SparseGPT: 'compsafe' or a .txt/.jsonl file."
+]
+AllowPickleOption = Annotated[bool, typer.Option("--allow-pickle", help="Allow loading pickle weight files.")]
+TrustRemoteCodeOption = Annotated[bool, typer.Option("--trust-remote-code", help="Run model code from its repo.")]
+CalibrationOption = Annotated[
+    str,
+    typer.Option(
+        "--calibration", help="Calibration text for GPTQ/AWQ/Wanda/SparseGPT: 'compsafe' or a .txt/.jsonl file."
     ),
-    calibration_samples: int = typer.Option(None, "--calibration-samples", help="Calibration windows (default 32)."),
-    calibration_seq_len: int = typer.Option(None, "--calibration-seq-len", help="Tokens per window (default 256)."),
-    safety_calibration: float = typer.Option(
-        None, "--safety-calibration", help="Fraction of calibration windows that are refusals (0-1, default 0)."
-    ),
-    executor: str = typer.Option(None, "--executor", help="local (default) or ray: one Ray task per (variant, probe)."),
-    address: str = typer.Option(None, "--address", help="Ray cluster address (default: start a local Ray)."),
-    gpus_per_task: float = typer.Option(None, "--gpus-per-task", help="GPUs each Ray task requests (default 0)."),
+]
+CalibrationSamplesOption = Annotated[
+    int, typer.Option("--calibration-samples", help="Calibration windows (default 32).")
+]
+CalibrationSeqLenOption = Annotated[int, typer.Option("--calibration-seq-len", help="Tokens per window (default 256).")]
+SafetyCalibrationOption = Annotated[
+    float,
+    typer.Option("--safety-calibration", help="Fraction of calibration windows that are refusals (0-1, default 0)."),
+]
+ExecutorOption = Annotated[
+    str, typer.Option("--executor", help="local (default) or ray: one Ray task per (variant, probe).")
+]
+AddressOption = Annotated[str, typer.Option("--address", help="Ray cluster address (default: start a local Ray).")]
+GpusPerTaskOption = Annotated[float, typer.Option("--gpus-per-task", help="GPUs each Ray task requests (default 0).")]
+
+
+@command()
+def run(
+    model: ModelOption = None,
+    variants: VariantsOption = None,
+    probes: ProbesOption = None,
+    out: OutOption = None,
+    limit: LimitOption = None,
+    judge: JudgeOption = None,
+    batch_size: BatchSizeOption = None,
+    max_new_tokens: MaxNewTokensOption = None,
+    screen_margin: ScreenMarginOption = None,
+    seed: SeedOption = None,
+    device: DeviceOption = None,
+    dtype: DtypeOption = None,
+    store: StoreOption = None,
+    config: ConfigOption = None,
+    profile: ProfileOption = None,
+    allow_pickle: AllowPickleOption = False,
+    trust_remote_code: TrustRemoteCodeOption = False,
+    calibration: CalibrationOption = None,
+    calibration_samples: CalibrationSamplesOption = None,
+    calibration_seq_len: CalibrationSeqLenOption = None,
+    safety_calibration: SafetyCalibrationOption = None,
+    executor: ExecutorOption = None,
+    address: AddressOption = None,
+    gpus_per_task: GpusPerTaskOption = None,
 ) -> None:
     """Compress, probe base and variants on the same items, and report the paired deltas."""
     from compsafe.config import RunConfig, split_list, split_variants
