@@ -20,6 +20,7 @@ from compsafe.compress.calibration import load_texts, safety_texts
 from compsafe.compress.sequential import LinearInputs, compress_sequentially
 from compsafe.compress.targets import compressible_linears
 from compsafe.errors import DataFileError
+from conftest import tiny_gpt2, tiny_llama
 
 transformers.logging.set_verbosity_error()
 
@@ -125,25 +126,6 @@ def test_user_file_source_and_errors(tmp_path, tiny_tokenizer) -> None:
 
 
 # ---------------------------------------------------------------- the shared sequential pass
-
-
-def tiny_llama() -> nn.Module:
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
-
-
-def tiny_gpt2() -> nn.Module:
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=128, bos_token_id=0, eos_token_id=0)
-    return transformers.GPT2LMHeadModel(config).eval()  # eval: GPT-2 has dropout
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from compsafe.analysis.compare import compare_probe, shown_response
 from compsafe.analysis.divergence_scan import scan_divergences
+from compsafe.api import run
 from compsafe.cli import app
 from compsafe.config import RunConfig
 from compsafe.errors import ConfigError
@@ -26,7 +27,6 @@ from compsafe.report.divergences import print_divergences
 from compsafe.report.html import render_html
 from compsafe.report.markdown import render_markdown
 from compsafe.report.terminal import print_summary
-from compsafe.runner import run
 from compsafe.store import ResultStore
 
 VERDICT_FIELDS = ("response", "refused", "judge_reason", "degenerate")

@@ -13,21 +13,9 @@ from compsafe.compress.awq import AWQConfig, awq_quantize, awq_scales, clip_sear
 from compsafe.compress.rtn import RTNConfig, quantize_dequantize
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
+from conftest import tiny_llama
 
 transformers.logging.set_verbosity_error()
-
-
-def tiny_llama(seed: int = 0) -> transformers.LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = transformers.LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
 
 
 def calibration(n: int = 4, seq_len: int = 16, seed: int = 0) -> CalibrationSet:

@@ -1,22 +1,20 @@
-"""Sensitivity mechanics on tiny models: the cached margin, one-block targeting, weight/behaviour rankings."""
+"""Sensitivity mechanics on tiny models: shared-context margins, one-block targeting, rankings, resuming."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from compsafe.analysis.sensitivity import (
+from compsafe.compress import CalibrationSpec, build_calibration
+from compsafe.compress.targets import compressible_linears, only_modules
+from compsafe.diagnose.sensitivity import (
     BlockSensitivity,
-    SignalProbe,
-    Signals,
     block_sensitivity,
-    cached_refusal_margins,
     rank_blocks,
-    split_harmful,
     validate_fast_signal,
     weight_sensitivity,
 )
-from compsafe.compress import CalibrationSpec, build_calibration
-from compsafe.compress.targets import compressible_linears, only_modules
+from compsafe.diagnose.signals import SignalProbe, Signals, split_harmful
 from compsafe.models import HFBackend
 from compsafe.probes.refusal_signal import refusal_margins
 
@@ -27,11 +25,11 @@ def test_split_is_disjoint_and_covers_every_category() -> None:
     assert abs(len(validation) - len(heldout)) <= 10
 
 
-def test_cached_margins_equal_the_probe_margins(tiny_handle) -> None:
+def test_shared_context_margins_equal_the_batched_margins(tiny_handle) -> None:
     backend = HFBackend(tiny_handle, 4)
     prompts = split_harmful()[0][:6]
     expected = refusal_margins(backend, prompts)
-    got = cached_refusal_margins(backend, prompts, batch_size=4)
+    got = refusal_margins(backend, prompts, shared_context=True)
     assert torch.allclose(torch.tensor(got), torch.tensor(expected), atol=1e-4)
 
 
@@ -64,7 +62,10 @@ class WeightReadingProbe:
         self.model = model
         self.reference = model.model.layers[1].mlp.down_proj.weight.detach().clone()
 
-    def measure(self, *, judged: bool = False, capability: bool = True) -> Signals:
+    def cached(self, state: dict, **options: bool) -> None:
+        return None  # no store: every block is built and measured
+
+    def measure(self, *, judged: bool = False, capability: bool = True, state: dict | None = None) -> Signals:
         change = float((self.model.model.layers[1].mlp.down_proj.weight - self.reference).norm())
         return Signals(mean_margin=1.0 - 10 * change, fast_refusal_rate=1.0 - change, perplexity=10.0 + change)
 
@@ -84,6 +85,29 @@ def test_real_probe_scan_runs_on_tiny_model(tiny_handle) -> None:
     scan = block_sensitivity(tiny_handle.model, "int4-g16", probe, blocks=[1])
     assert len(scan.blocks) == 1 and scan.blocks[0].pattern == "model.layers.1"
     assert scan.to_dict()["ranked_by_selectivity"] == [1]
+
+
+def test_block_scan_with_a_store_resumes_without_rebuilding(tiny_handle, tmp_path, monkeypatch) -> None:
+    from compsafe.diagnose import sensitivity
+    from compsafe.integrity import model_identity
+    from compsafe.store import ResultStore
+
+    store = ResultStore(tmp_path / "store.sqlite")
+    probe = SignalProbe(
+        HFBackend(tiny_handle, 4), split_harmful()[0][:3], ["A short passage about rivers and the sea."],
+        store=store, identity=model_identity(tiny_handle),
+    )
+    first = block_sensitivity(tiny_handle.model, "int4-g16", probe)
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a finished block was rebuilt")
+
+    monkeypatch.setattr(sensitivity, "applied", no_build)
+    again = block_sensitivity(tiny_handle.model, "int4-g16", probe)
+    assert [r.to_dict() for r in again.blocks] == [r.to_dict() for r in first.blocks]
+    with pytest.raises(AssertionError, match="rebuilt"):  # a state not in the store is built
+        block_sensitivity(tiny_handle.model, "int8", probe)
+    store.close()
 
 
 def test_rank_by_selectivity_and_spearman_validation() -> None:

@@ -10,28 +10,9 @@ from torch import nn
 from compsafe.compress import apply_recipe, parse_recipe
 from compsafe.compress.rtn import RTNConfig, quantize_dequantize
 from compsafe.compress.targets import compressible_linears
+from conftest import tiny_gpt2, tiny_llama
 
 transformers.logging.set_verbosity_error()
-
-
-def tiny_llama(tie: bool = False, seed: int = 0) -> transformers.LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = transformers.LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        tie_word_embeddings=tie,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
-
-
-def tiny_gpt2(seed: int = 0) -> transformers.GPT2LMHeadModel:
-    torch.manual_seed(seed)
-    config = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=128, bos_token_id=0, eos_token_id=0)
-    return transformers.GPT2LMHeadModel(config).eval()
 
 
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:

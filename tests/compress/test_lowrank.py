@@ -13,21 +13,9 @@ from compsafe.compress import apply_recipe, parse_recipe
 from compsafe.compress.lowrank import LowRankConfig
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
+from conftest import tiny_gpt2, tiny_llama
 
 transformers.logging.set_verbosity_error()
-
-
-def tiny_llama(seed: int = 0) -> transformers.LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = transformers.LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
 
 
 def originals(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -101,9 +89,7 @@ def test_accounting_factorised_or_dense_whichever_is_smaller() -> None:
 
 
 def test_gpt2_conv1d_and_finite_logits() -> None:
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=128, bos_token_id=0, eos_token_id=0)
-    model = transformers.GPT2LMHeadModel(config).eval()
+    model = tiny_gpt2()
     report = apply_recipe(model, "lowrank-r0.25")
     c_attn = report.layers[0]
     assert c_attn.name.endswith("c_attn") and report.extra["ranks"][c_attn.name] == 16  # [192, 64] as [out, in]

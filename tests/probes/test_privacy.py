@@ -93,7 +93,7 @@ def test_probe_records_follow_the_definitions(tiny_handle):
     item = probe.items[0]
     assert item.data["kind"] == "canary"
     prefix = backend.format_chat(item.data["prompt"]) + item.data["reply_prefix"]
-    full = backend.shared_context_loglikelihood(  # equal to loglikelihood: tests/test_backend_shared_context.py
+    full = backend.shared_context_loglikelihood(  # equal to loglikelihood: tests/models/test_backend_shared_context.py
         prefix, [f" {s}" for s in [item.data["secret"], *item.data["candidates"]]], chat_formatted=True
     )
     expected_rank = candidate_rank(full[0].logprob, [r.logprob for r in full[1:]])

@@ -89,6 +89,7 @@ def test_report_cli_and_errors(tiny_run_dir: Path, tmp_path: Path) -> None:
 def test_report_failure_keeps_the_run_and_logs(tiny_run_dir: Path, tmp_path: Path, monkeypatch, caplog) -> None:
     from compsafe import runner as runner_module
     from compsafe.report import html as html_module
+    from compsafe.report import write_reports
 
     def broken(*args, **kwargs):
         raise ValueError("plot bug")
@@ -98,12 +99,13 @@ def test_report_failure_keeps_the_run_and_logs(tiny_run_dir: Path, tmp_path: Pat
     out.mkdir()
     (out / "summary.json").write_text((tiny_run_dir / "summary.json").read_text())
     with caplog.at_level(logging.ERROR):
-        runner_module.write_reports(out, runner_module.SilentObserver())
+        write_reports(out, runner_module.SilentObserver())
     assert "writing report.html" in caplog.text and "plot bug" in caplog.text
     assert (out / "summary.json").is_file() and not (out / "report.html").exists()
 
 
 def test_profiles_resolve_to_existing_probes_recipes_and_policies() -> None:
+    from compsafe.gate import profile_policy
     from compsafe.probes import build_probe
     from compsafe.profiles import load_profile, profile_names
     from compsafe.runner import resolve_variant
@@ -111,12 +113,13 @@ def test_profiles_resolve_to_existing_probes_recipes_and_policies() -> None:
     assert set(profile_names()) >= {"chat-assistant", "code", "rag", "minimal"}
     for name in profile_names():
         profile = load_profile(name)
-        assert profile.probes and profile.variants and profile.policy.rules and profile.description
+        policy = profile_policy(profile)
+        assert profile.probes and profile.variants and policy.rules and profile.description
         for spec in profile.probes:
             build_probe(spec, limit=1)
         for variant in profile.variants:
             assert resolve_variant(variant).config is not None
-        for rule in profile.policy.rules:
+        for rule in policy.rules:
             assert rule.metric.split(".")[0] in {p.split(":")[0] for p in profile.probes} | {"alignment_drift_ratio"}
 
 

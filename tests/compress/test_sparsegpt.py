@@ -13,13 +13,14 @@ from compsafe.compress.magnitude import MagnitudeConfig, NMConfig, nm_keep_mask
 from compsafe.compress.sparsegpt import SparseGPTConfig, sparsegpt_prune
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
+from conftest import tiny_gpt2, tiny_llama
 
 transformers.logging.set_verbosity_error()
 
 
 def correlated_layer(seed: int = 0, out: int = 64, inp: int = 256, n: int = 1024):
     """Weight and inputs X = Z diag(s) Q^T (random rotation, log-spread scales, four outlier channels), so the
-    Hessian is far from diagonal (same construction as tests/test_compress_gptq.py)."""
+    Hessian is far from diagonal (same construction as tests/compress/test_gptq.py)."""
     gen = torch.Generator().manual_seed(seed)
     q, _ = torch.linalg.qr(torch.randn(inp, inp, generator=gen))
     s = torch.logspace(-1, 0.5, inp)[torch.randperm(inp, generator=gen)]
@@ -114,19 +115,6 @@ def test_invalid_recipes() -> None:
             parse_recipe(bad)
 
 
-def tiny_llama(seed: int = 0) -> transformers.LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = transformers.LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
-
-
 def calibration(n: int = 8, seq_len: int = 32) -> CalibrationSet:
     ids = torch.randint(0, 128, (n, seq_len), generator=torch.Generator().manual_seed(0))
     return CalibrationSet(ids, CalibrationSpec(n_samples=n, seq_len=seq_len), "random-0")
@@ -149,10 +137,7 @@ def test_end_to_end_nm_accounts_like_nm() -> None:
 
 
 def test_end_to_end_unstructured_beats_magnitude_on_gpt2() -> None:
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=128, bos_token_id=0, eos_token_id=0)
-    base = transformers.GPT2LMHeadModel(config).eval()
-    sparse, mag = (transformers.GPT2LMHeadModel(config).eval() for _ in range(2))
+    base, sparse, mag = tiny_gpt2(), tiny_gpt2(), tiny_gpt2()
     sparse.load_state_dict(base.state_dict())
     mag.load_state_dict(base.state_dict())
     calib = calibration()

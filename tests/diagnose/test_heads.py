@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from compsafe.analysis.heads import ablate_heads, head_attribution, head_layout, scan_heads, top_candidates
-from compsafe.analysis.sensitivity import Signals
+from compsafe.diagnose.heads import ablate_heads, head_attribution, head_layout, scan_heads, top_candidates
+from compsafe.diagnose.signals import Signals
 from compsafe.models import HFBackend
 
 
@@ -68,7 +68,7 @@ def test_attribution_covers_every_head_and_scan_ranks(tiny_handle) -> None:
     candidates = top_candidates(attribution, 3)
     assert len(candidates) == 3 and attribution[candidates[0]] == min(attribution.values())
 
-    def measure() -> Signals:  # stub: any ablation in block 0 costs one nat of margin, block 1 costs nothing
+    def measure(state: dict) -> Signals:  # stub: any ablation in block 0 costs one nat of margin, block 1 costs nothing
         hooks = len(model.model.layers[0].self_attn.o_proj._forward_pre_hooks)
         return Signals(mean_margin=-float(hooks), fast_refusal_rate=0.0, perplexity=1.0)
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from compsafe.compress import apply_recipe
+from compsafe.diagnose.mitigate import Evaluation, KeepBits, greedy_keep_search, keep_recipe, pareto_front
 from compsafe.errors import RecipeError
-from compsafe.mitigate import Evaluation, KeepBits, greedy_keep_search, keep_recipe, pareto_front
 
 ORDER = ["layers.3", "layers.1", "layers.0", "layers.2"]
 
@@ -117,7 +117,7 @@ def test_mitigate_cli_on_tiny_model(tiny_llama_dir, tmp_path) -> None:
 
 
 def test_ranking_from_sensitivity_keeps_damaging_blocks_in_order() -> None:
-    from compsafe.mitigate import ranking_from_sensitivity
+    from compsafe.diagnose.mitigate import ranking_from_sensitivity
 
     blocks = [
         {"block": 0, "pattern": "model.layers.0", "safety_damage": 0.3},

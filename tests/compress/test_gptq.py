@@ -14,6 +14,7 @@ from compsafe.compress.hessian import output_error
 from compsafe.compress.rtn import RTNConfig, quantize_dequantize
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
+from conftest import tiny_gpt2, tiny_llama
 
 transformers.logging.set_verbosity_error()
 
@@ -150,19 +151,6 @@ def test_recipes_canonical_and_invalid() -> None:
             parse_recipe(bad)
 
 
-def tiny_llama(seed: int = 0) -> transformers.LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = transformers.LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
-
-
 def calibration(n: int = 8, seq_len: int = 32, seed: int = 0) -> CalibrationSet:
     ids = torch.randint(0, 128, (n, seq_len), generator=torch.Generator().manual_seed(seed))
     return CalibrationSet(ids, CalibrationSpec(n_samples=n, seq_len=seq_len, seed=seed), f"random-{seed}")
@@ -203,9 +191,7 @@ def test_end_to_end_llama_beats_rtn_and_accounts_like_rtn() -> None:
 
 
 def test_end_to_end_gpt2_conv1d_groups_run_along_inputs() -> None:
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=128, bos_token_id=0, eos_token_id=0)
-    model = transformers.GPT2LMHeadModel(config).eval()
+    model = tiny_gpt2()
     report = apply_recipe(model, "int3-gptq-g32-actorder", calibration())
     assert torch.isfinite(logits(model, calibration().input_ids)).all()
     assert len(report.layers) == 8

@@ -12,23 +12,12 @@ from compsafe.compress.rtn import RTNConfig, quantize_dequantize
 from compsafe.compress.targets import compressible_linears, excluded_modules, module_matches, weight_view
 from compsafe.config import split_variants
 from compsafe.errors import RecipeError
+from conftest import tiny_llama
 
 
-def tiny_llama(n_layers: int = 12, tie: bool = False):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=96,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=n_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        tie_word_embeddings=tie,
-    )
-    return LlamaForCausalLM(config).eval()
+def protected_llama(n_layers: int = 12, tie: bool = False):
+    """The shared tiny Llama with enough blocks for keep patterns (``layers.0-3``) and a 96-token vocab."""
+    return tiny_llama(tie=tie, num_hidden_layers=n_layers, vocab_size=96, max_position_embeddings=128)
 
 
 def weights(model) -> dict[str, torch.Tensor]:
@@ -65,7 +54,7 @@ def test_pattern_matches_whole_dot_separated_components(name: str, pattern: str,
 
 
 def test_excluded_modules_hides_layers_from_every_target_list() -> None:
-    model = tiny_llama(n_layers=2)
+    model = protected_llama(n_layers=2)
     names = [n for n, _ in compressible_linears(model)]
     with excluded_modules(["layers.0"]), excluded_modules(["mlp"]):
         inside = [n for n, _ in compressible_linears(model)]
@@ -99,7 +88,7 @@ def test_bad_keep_clauses_are_recipe_errors(recipe: str) -> None:
 
 
 def test_kept_layers_bit_identical_and_bits_exact() -> None:
-    model = tiny_llama(n_layers=12)
+    model = protected_llama(n_layers=12)
     before = weights(model)
     report = apply_recipe(model, "int4-g32+keep=layers.0,layers.1")
     after = weights(model)
@@ -123,9 +112,9 @@ def test_kept_layers_bit_identical_and_bits_exact() -> None:
 
 
 def test_keep8_gives_kept_layers_int8_and_packs_them() -> None:
-    model = tiny_llama(n_layers=2)
+    model = protected_llama(n_layers=2)
     before = weights(model)
-    plain = tiny_llama(n_layers=2)
+    plain = protected_llama(n_layers=2)
     plain_report = apply_recipe(plain, "int4-g32")
     report = apply_recipe(model, "int4-g32+keep8=self_attn")
     int8 = RTNConfig(bits=8)
@@ -145,7 +134,7 @@ def test_keep8_gives_kept_layers_int8_and_packs_them() -> None:
 
 
 def test_keep_head_changes_nothing_when_the_head_is_kept_anyway() -> None:
-    plain, kept = tiny_llama(n_layers=2, tie=True), tiny_llama(n_layers=2, tie=True)
+    plain, kept = protected_llama(n_layers=2, tie=True), protected_llama(n_layers=2, tie=True)
     a = apply_recipe(plain, "int4-g32")
     b = apply_recipe(kept, "int4-g32+keep=lm_head")
     assert a.effective_bits_per_weight == b.effective_bits_per_weight
@@ -155,7 +144,7 @@ def test_keep_head_changes_nothing_when_the_head_is_kept_anyway() -> None:
 
 def test_pattern_matching_nothing_names_the_pattern() -> None:
     with pytest.raises(RecipeError, match="'layers.99'"):
-        apply_recipe(tiny_llama(n_layers=2), "int4+keep=layers.0,layers.99")
+        apply_recipe(protected_llama(n_layers=2), "int4+keep=layers.0,layers.99")
 
 
 @pytest.mark.parametrize("method", [name for name, _ in METHODS.items()])
@@ -163,7 +152,7 @@ def test_every_registered_method_respects_keep(method: str) -> None:
     """Contract: any method, present or future, leaves kept modules bit-identical without knowing about them."""
     recipe = METHODS.get(method).examples[0].replace("-g128", "-g32")
     config = parse_recipe(f"{recipe}+keep=layers.1.mlp,layers.0.self_attn.q_proj")
-    model = tiny_llama(n_layers=2)
+    model = protected_llama(n_layers=2)
     before = weights(model)
     calibration = fake_calibration() if needs_calibration(config) else None
     report = apply_recipe(model, config, calibration)
