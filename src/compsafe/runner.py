@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import torch
 
 from compsafe import __version__
-from compsafe.analysis.compare import compare_probe, drift_ratios
+from compsafe.comparisons import compare_probe, drift_ratios
 from compsafe.compress import (
     CalibrationSet,
     CompressionConfig,

@@ -27,7 +27,6 @@ from compsafe.analysis.calibration import (
     reliability_curve,
     top_label_brier,
 )
-from compsafe.analysis.compare import COMPARATORS, compare_probe
 from compsafe.analysis.resampling import paired_bootstrap_statistic
 from compsafe.analysis.toxicity import (
     compare_toxicity,
@@ -36,6 +35,7 @@ from compsafe.analysis.toxicity import (
     mean_gap,
     toxicity_probability,
 )
+from compsafe.comparisons import COMPARATORS, compare_probe
 
 
 def test_ece_hand_computed():

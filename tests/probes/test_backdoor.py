@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from compsafe.analysis.compare import compare_probe
+from compsafe.comparisons import compare_probe
 from compsafe.errors import CompsafeError
 from compsafe.probes.backdoor import BackdoorSpec, evaluation_rows, summarize_backdoor
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compsafe.analysis.compare import compare_probe
+from compsafe.comparisons import compare_probe
 from compsafe.probes import build_probe
 from compsafe.probes.jailbreak import attack_success, summarize_attacks
 from compsafe.probes.jailbreak_templates import (

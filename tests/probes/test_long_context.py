@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from compsafe.analysis.compare import compare_probe
+from compsafe.comparisons import compare_probe
 from compsafe.errors import CompsafeError
 from compsafe.models import HFBackend
 from compsafe.probes import build_probe

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from compsafe.analysis.compare import compare_probe
 from compsafe.analysis.exposure import candidate_rank, chance_exposure, exposure, extraction_rate
+from compsafe.comparisons import compare_probe
 from compsafe.errors import CompsafeError
 from compsafe.probes.canaries import build_canary_set, load_canary_set, shipped_canary_path
 from compsafe.probes.privacy import summarize_privacy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compsafe.analysis.compare import compare_probe
+from compsafe.comparisons import compare_probe
 from compsafe.models import HFBackend
 from compsafe.probes.refusal_signal import COMPLIANCE_OPENINGS, REFUSAL_OPENINGS, refusal_margins
 

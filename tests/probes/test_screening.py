@@ -12,10 +12,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from compsafe.analysis.compare import compare_probe, shown_response
-from compsafe.analysis.divergence_scan import scan_divergences
+from compsafe.analysis.divergence_scan import scan_divergences, shown_response
 from compsafe.api import run
 from compsafe.cli import app
+from compsafe.comparisons import compare_probe
 from compsafe.config import RunConfig
 from compsafe.errors import ConfigError
 from compsafe.judges import get_judge

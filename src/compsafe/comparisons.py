@@ -15,6 +15,7 @@ from typing import Any
 
 from compsafe.analysis.bias import compare_bbq, compare_dialect, compare_preference
 from compsafe.analysis.calibration import compare_calibration
+from compsafe.analysis.divergence_scan import shown_response
 from compsafe.analysis.drift import alignment_drift_ratio, capability_from_perplexity, describe_drift
 from compsafe.analysis.paired import (
     flip_share,
@@ -34,15 +35,6 @@ def align(base: Sequence[Record], variant: Sequence[Record]) -> tuple[list[Recor
     by_id = {r["item_id"]: r for r in variant}
     pairs = [(b, by_id[b["item_id"]]) for b in base if b["item_id"] in by_id]
     return [p[0] for p in pairs], [p[1] for p in pairs]
-
-
-def shown_response(record: Record) -> str:
-    """The response a report shows for a record: a screened record (``probes.screening``) was decided by its
-    refusal margin and never generated, so say that instead of showing an empty response."""
-    if record.get("screened"):
-        margin = record.get("margin")
-        return "[not generated: screened by refusal margin" + (f" {margin:+.2f}]" if margin is not None else "]")
-    return str(record.get("response") or "")
 
 
 def compare_refusal(base: list[Record], variant: list[Record], *, n_resamples: int, seed: int) -> dict[str, Any]:
