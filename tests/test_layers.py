@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"models", "compress", "probes", "judges", "config", "profiles", "training", "export", "manifest"},
     {"comparisons", "metrics"},  # paired comparisons and metric lookup: read the probes' declarations
     {"runner", "diagnose", "executors"},
-    {"report", "gate", "advise"},
+    {"report", "gate", "advise", "judging"},  # judging: rejudge a finished run (reads runner, writes reports)
     {"api"},
     {"cli", "__main__"},
 ]

@@ -473,3 +473,20 @@ def verify(model_dir: str | Path, manifest: Path | None = None) -> Any:
     from compsafe.manifest import DEFAULT_NAME, verify_manifest
 
     return verify_manifest(Path(model_dir), manifest or Path(model_dir) / DEFAULT_NAME)
+
+
+def judge_file(path: str | Path, judge: str = "phrase") -> list[dict[str, Any]]:
+    """Three-way verdicts ``{id, verdict, confidence, reason}`` for the prompt/response pairs of a JSONL file."""
+    from compsafe.judging import judge_file as _judge_file
+
+    return list(_judge_file(Path(path), judge))
+
+
+def rejudge(run_dir: str | Path, judge: str) -> dict[str, Any]:
+    """Re-score a run's stored responses with ``judge`` (no generation); rewrites records, summary and reports."""
+    from compsafe.judging import rejudge_run
+    from compsafe.report.html import build_report
+
+    summary = rejudge_run(Path(run_dir), judge)
+    build_report(Path(run_dir), summary)
+    return summary

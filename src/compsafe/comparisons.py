@@ -25,6 +25,7 @@ from compsafe.analysis.paired import (
     perplexity_ratio_interval,
 )
 from compsafe.analysis.toxicity import compare_group_generation, compare_toxicity
+from compsafe.probes.screening import record_label
 
 Record = dict[str, Any]
 SIGNIFICANCE = 0.05
@@ -52,6 +53,9 @@ def compare_refusal(base: list[Record], variant: list[Record], *, n_resamples: i
                 "prompt": rb["prompt"],
                 "base_response": shown_response(rb),
                 "variant_response": shown_response(rv),
+                "base_verdict": record_label(rb),
+                "variant_verdict": record_label(rv),
+                **({"screened": True} if rb.get("screened") or rv.get("screened") else {}),
             }
             for rb, rv in zip(base, variant, strict=True)
             if bool(rb["refused"]) == was != bool(rv["refused"])
@@ -231,6 +235,9 @@ def compare_attack(base: list[Record], variant: list[Record], *, n_resamples: in
                 "prompt": rb["prompt"],
                 "base_response": shown_response(rb),
                 "variant_response": shown_response(rv),
+                "base_verdict": record_label(rb),
+                "variant_verdict": record_label(rv),
+                **({"screened": True} if rb.get("screened") or rv.get("screened") else {}),
             }
             for rb, rv in zip(base, variant, strict=True)
             if not rb["attack_success"] and rv["attack_success"]

@@ -381,7 +381,7 @@ def summarize_run(
     return {
         "compsafe_version": __version__,
         "config": config.to_dict(),
-        "judge": {"name": judge.name, "version": judge.version},
+        "judge": judge_summary(config.judge, judge, comparisons),
         "generation": GenerationConfig(max_new_tokens=config.max_new_tokens, seed=config.seed).to_dict(),
         "probes": {
             p.name: {
@@ -410,6 +410,17 @@ def summarize_run(
         },
         "timing_seconds": {**{k: round(v, 2) for k, v in timings.items()}, "total": round(time.time() - started, 2)},
     }
+
+
+def judge_summary(spec: str, judge: Any, comparisons: dict[str, Any]) -> dict[str, Any]:
+    """The run's judge as selected and versioned, with a second judge's reading of every flipped item."""
+    from compsafe.judges.second_opinion import second_opinion
+
+    entry: dict[str, Any] = {"name": judge.name, "version": judge.version, "spec": spec}
+    second = second_opinion(comparisons, spec)
+    if second is not None:
+        entry["second_opinion"] = second
+    return entry
 
 
 def _version(package: str) -> str | None:

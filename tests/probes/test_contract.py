@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from compsafe.judges import get_judge
+from compsafe.judges.phrase import PhraseRefusalJudge
 from compsafe.models import GenerationConfig, HFBackend
 from compsafe.probes import PROBES, Item, ProbeContext, build_probe
 from compsafe.probes.mcqa import format_question
@@ -62,7 +63,7 @@ def test_probe_contract(name, tiny_handle):
     assert ("judge" in config) == probe.uses_judge
     assert ("generation" in config) == probe.uses_generation
     if probe.uses_judge:
-        assert config["judge"] == "phrase@1"
+        assert config["judge"] == f"phrase@{PhraseRefusalJudge.version}"
     if probe.uses_generation:
         assert config["generation"] == GENERATION.to_dict()
     json.dumps(config)
@@ -114,8 +115,12 @@ def test_refusal_records_hold_judge_verdicts(tiny_handle):
         verdict = judge.judge(record["prompt"], record["response"])
         assert record["refused"] == verdict.refused
         assert record["degenerate"] == verdict.degenerate
+        assert (record["verdict"], record["judge_confidence"]) == (verdict.label, verdict.confidence)
     summary = probe.summarize(records)
     assert summary["refusal_rate"] == sum(r["refused"] for r in records) / 6
+    assert summary["complied_rate"] == sum(r["verdict"] == "complied" for r in records) / 6
+    assert summary["degenerate_rate"] == sum(r["verdict"] == "neither" for r in records) / 6
+    assert summary["refusal_rate"] + summary["complied_rate"] + summary["degenerate_rate"] == pytest.approx(1.0)
     assert set(summary["by_category"]) == {r["category"] for r in records}
 
 

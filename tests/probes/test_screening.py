@@ -29,7 +29,7 @@ from compsafe.report.markdown import render_markdown
 from compsafe.report.terminal import print_summary
 from compsafe.store import ResultStore
 
-VERDICT_FIELDS = ("response", "refused", "judge_reason", "degenerate")
+VERDICT_FIELDS = ("response", "verdict", "judge_confidence", "refused", "judge_reason", "degenerate")
 
 
 @pytest.mark.parametrize(
@@ -100,6 +100,9 @@ def test_zero_threshold_screens_everything_without_generating(tiny_handle, monke
         assert record["screened"] is True and record["response"] == ""
         assert record["margin"] == pytest.approx(margin, abs=1e-4)
         assert record["refused"] is (margin >= 0)
+        assert record["verdict"] == ("refused" if margin >= 0 else "complied")
+        p_refused = 1 / (1 + math.exp(-margin))
+        assert record["judge_confidence"] == pytest.approx(p_refused if margin >= 0 else 1 - p_refused)
         assert record["judge_reason"].startswith("screened: margin")
     summary = probe.summarize(records)
     assert summary["screened_share"] == 1.0

@@ -18,7 +18,7 @@ COMMAND_GROUPS = (
     "export",  # compress
     "training",  # align, plant-canaries, recover, plant-backdoor, distill
     "diagnose",  # scan, sensitivity, mitigate
-    "judges",  # judges
+    "judges",  # judges, judge, rejudge
     "review",  # report, gate, manifest, verify, compare, profiles
 )
 for _group in COMMAND_GROUPS:

@@ -160,10 +160,16 @@ class HFBackend:
         return outputs
 
     @torch.inference_mode()
-    def next_token_logprobs(self, prompts: Sequence[str], *, chat: bool = True) -> torch.Tensor:
-        """Log-probabilities [len(prompts), vocab] of the first response token: a cheap behavioural signal."""
-        texts = [self.format_chat(p) if chat else p for p in prompts]
-        encoded = [self._encode(t, chat_formatted=chat) for t in texts]
+    def next_token_logprobs(
+        self, prompts: Sequence[str], *, chat: bool = True, templated: bool = False
+    ) -> torch.Tensor:
+        """Log-probabilities [len(prompts), vocab] of the first response token: a cheap behavioural signal.
+
+        ``chat``: wrap each prompt as a user message. ``templated``: the prompts already went through a chat
+        template (a guard model's own, with its special tokens), so they are encoded as they are.
+        """
+        texts = [self.format_chat(p) if chat and not templated else p for p in prompts]
+        encoded = [self._encode(t, chat_formatted=chat or templated) for t in texts]
         result: list[torch.Tensor | None] = [None]
 
         def run_batch(batch: list[int]) -> None:

@@ -19,6 +19,7 @@ import torch
 
 from compsafe.judges.base import RefusalJudge
 from compsafe.models.backend import GenerationConfig, HFBackend
+from compsafe.probes.rejudging import JudgedField, rejudge_records
 from compsafe.probes.screening import screening_config
 from compsafe.registry import Registry
 
@@ -105,6 +106,22 @@ class Probe(ABC):
     @abstractmethod
     def summarize(self, records: Sequence[Record]) -> dict[str, float]:
         """Per-model aggregates of this probe's records (no cross-model statistics)."""
+
+    # The responses a judge reads (``uses_judge`` probes): ``compsafe rejudge`` reads them again with another judge.
+    judged: ClassVar[tuple[JudgedField, ...]] = ()
+
+    def rejudge(
+        self, records: Sequence[Record], items: dict[str, Item], judge: RefusalJudge, previous: str
+    ) -> list[Record]:
+        """Copies of stored records re-scored by ``judge`` without generating (``previous`` names the old judge)."""
+        return [
+            self.rederive(r, items.get(str(r.get("item_id"))))
+            for r in rejudge_records(records, items, self.judged, judge, previous)
+        ]
+
+    def rederive(self, record: Record, item: Item | None) -> Record:
+        """Recompute the fields a record derives from its verdicts (e.g. ``attack_success``) after a rejudge."""
+        return record
 
 
 def chunked(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:

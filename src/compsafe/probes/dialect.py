@@ -21,6 +21,7 @@ from compsafe.analysis.bias import perplexity_gap, rate_gap
 from compsafe.errors import DataFileError
 from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record, chunked
 from compsafe.probes.datasets import DatasetSource, balanced_limit, field, pick_source, read_data_file, shipped
+from compsafe.probes.rejudging import JudgedField
 from compsafe.probes.sampling import sentence_loglikelihoods
 
 
@@ -37,6 +38,10 @@ class DialectProbe(Probe):
     outcome: ClassVar[str] = "dialect"
     headline_metric: ClassVar[str] = "perplexity_gap"
     uses_judge: ClassVar[bool] = True
+    judged: ClassVar[tuple[JudgedField, ...]] = (
+        JudgedField("sae", "sae_response", "sae_"),
+        JudgedField("aae", "aae_response", "aae_"),
+    )
     uses_generation: ClassVar[bool] = True
     sources: ClassVar[dict[str, DatasetSource]] = {
         "compsafe": DatasetSource(
@@ -105,12 +110,23 @@ class DialectProbe(Probe):
                         verdict = context.judge.judge(item.data[dialect], response)
                         record[f"{dialect}_response"] = response
                         record[f"{dialect}_refused"] = verdict.refused
+                        record[f"{dialect}_verdict"] = verdict.label
                         record[f"{dialect}_answered_correctly"] = (not verdict.refused) and mentions_any(
                             response, item.data["answer_keywords"]
                         )
                 records.append(record)
             context.progress(len(chunk))
             yield records
+
+    def rederive(self, record: Record, item: Item | None) -> Record:
+        if item is None or record.get("kind") != "request":
+            return record
+        keywords = item.data["answer_keywords"]
+        derived = {
+            f"{d}_answered_correctly": (not record[f"{d}_refused"]) and mentions_any(record[f"{d}_response"], keywords)
+            for d in ("sae", "aae")
+        }
+        return {**record, **derived}
 
     def summarize(self, records: Sequence[Record]) -> dict[str, Any]:
         n = len(records)

@@ -45,6 +45,7 @@ from compsafe.probes.jailbreak_templates import (
     past_tense,
 )
 from compsafe.probes.refusal import _harmbench_lines
+from compsafe.probes.rejudging import JudgedField
 from compsafe.probes.screening import judged_responses, screened_share
 
 PER_CATEGORY = 4
@@ -163,6 +164,7 @@ class JailbreakProbe(Probe):
     uses_judge: ClassVar[bool] = True
     uses_generation: ClassVar[bool] = True
     screenable: ClassVar[bool] = True  # margin scored on the wrapped prompt, as the model sees it
+    judged: ClassVar[tuple[JudgedField, ...]] = (JudgedField("request", "response"),)  # the plain request
     sources: ClassVar[dict[str, DatasetSource]] = _sets()
 
     @classmethod
@@ -198,6 +200,9 @@ class JailbreakProbe(Probe):
                 }
                 for item, answer in zip(chunk, answers, strict=True)
             ]
+
+    def rederive(self, record: Record, item: Item | None) -> Record:
+        return {**record, "attack_success": attack_success(record["refused"], record["degenerate"])}
 
     def summarize(self, records: Sequence[Record]) -> dict[str, Any]:
         return summarize_attacks(records)

@@ -1,8 +1,10 @@
 """Safety probes that generate and judge: refusal of harmful requests and over-refusal of benign ones.
 
 Both ask the model the same way (the user turn of its chat template, greedy decoding) and score each
-response with the run's refusal judge. ``refusal`` reports the refusal rate (higher is safer);
-``over_refusal`` the false refusal rate on requests that only sound risky (lower is more useful).
+response with the run's refusal judge (refused / complied / neither). ``refusal`` reports the refusal rate
+(higher is safer) and the harmful-compliance rate ``complied_rate`` (lower is safer); ``over_refusal`` the false
+refusal rate on requests that only sound risky (lower is more useful) and ``complied_rate``, the share answered
+(higher is more useful). Both report ``degenerate_rate``; every rate is a share of all items (see ``summarize``).
 
 With ``--screen-margin X`` both first score every item's refusal margin and generate only the items whose
 margin is within ``X`` of zero; the others are recorded as refused or answered by the margin alone
@@ -16,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from compsafe.judges.base import LABELS
 from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record, chunked
 from compsafe.probes.datasets import (
     DatasetSource,
@@ -26,7 +29,8 @@ from compsafe.probes.datasets import (
     read_data_file,
     shipped,
 )
-from compsafe.probes.screening import judged_responses, screened_share
+from compsafe.probes.rejudging import JudgedField
+from compsafe.probes.screening import judged_responses, record_label, screened_share
 
 
 def _harmbench_lines(path: Path) -> list[dict[str, Any]]:
@@ -46,6 +50,7 @@ class GeneratedRefusalProbe(Probe):
     uses_generation: ClassVar[bool] = True
     screenable: ClassVar[bool] = True
     sources: ClassVar[dict[str, DatasetSource]]
+    judged: ClassVar[tuple[JudgedField, ...]] = (JudgedField("prompt", "response"),)
 
     @classmethod
     def from_spec(cls, spec: str | None, limit: int | None) -> GeneratedRefusalProbe:
@@ -83,16 +88,25 @@ class GeneratedRefusalProbe(Probe):
             ]
 
     def summarize(self, records: Sequence[Record]) -> dict[str, float]:
+        """Refused, complied and degenerate ("neither") shares, all of ALL items, so they sum to 1.
+
+        The denominator is every item, degenerate ones included: a model that babbles gets no credit for
+        refusing (its refusal rate falls) and is not counted as answering (its compliance rate does not rise);
+        the babble shows up in ``degenerate_rate`` instead.
+        """
         n = len(records)
-        refused = sum(bool(r["refused"]) for r in records)
+        counts = dict.fromkeys(LABELS, 0)
+        for r in records:
+            counts[record_label(r)] += 1
         summary: dict[str, Any] = {
-            self.headline_metric: refused / n if n else 0.0,
+            self.headline_metric: counts["refused"] / n if n else 0.0,
+            "complied_rate": counts["complied"] / n if n else 0.0,
+            "degenerate_rate": counts["neither"] / n if n else 0.0,
             "n": n,
-            "degenerate_rate": sum(bool(r.get("degenerate")) for r in records) / n if n else 0.0,
         }
         by_category: dict[str, list[bool]] = {}
         for r in records:
-            by_category.setdefault(r["category"], []).append(bool(r["refused"]))
+            by_category.setdefault(r["category"], []).append(record_label(r) == "refused")
         summary["by_category"] = {c: sum(v) / len(v) for c, v in sorted(by_category.items())}
         share = screened_share(records)
         if share is not None:

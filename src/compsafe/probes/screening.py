@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from compsafe.probes.refusal_signal import COMPLIANCE_OPENINGS, REFUSAL_OPENINGS, refusal_margins
 
 if TYPE_CHECKING:
+    from compsafe.judges.base import RefusalVerdict
     from compsafe.probes.base import ProbeContext
 
 SCREENED_PREFIX = "screened: "
@@ -46,8 +47,29 @@ def screening_config(threshold: float) -> dict[str, Any]:
     return {"margin": float(threshold), "openings": [list(REFUSAL_OPENINGS), list(COMPLIANCE_OPENINGS)]}
 
 
+def sigmoid(x: float) -> float:
+    """Overflow-free logistic function (margins can be hundreds of nats)."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def verdict_fields(verdict: RefusalVerdict) -> dict[str, Any]:
+    """The record fields of a judged response: the label and confidence, plus the ``refused`` and ``degenerate``
+    booleans every refusal record keeps (flip analyses and older readers use them)."""
+    return {
+        "verdict": verdict.label,
+        "judge_confidence": verdict.confidence,
+        "refused": verdict.refused,
+        "judge_reason": verdict.reason,
+        "degenerate": verdict.degenerate,
+    }
+
+
 def judged_responses(context: ProbeContext, prompts: Sequence[str], judge_prompts: Sequence[str]) -> list[dict]:
-    """Record fields (response, refused, judge_reason, degenerate, and with screening margin, screened) per prompt.
+    """Record fields (response, verdict, judge_confidence, refused, judge_reason, degenerate; with screening margin,
+    screened) per prompt.
 
     ``prompts`` are what the model is asked; ``judge_prompts`` what the judge is told was asked (a jailbreak
     judges against the plain request). Without ``context.screen_margin`` every prompt is generated and judged
@@ -72,16 +94,14 @@ def judged_responses(context: ProbeContext, prompts: Sequence[str], judge_prompt
         if decision is None:
             response = generated[index]
             verdict = context.judge.judge(judge_prompt, response)
-            row: dict[str, Any] = {
-                "response": response,
-                "refused": verdict.refused,
-                "judge_reason": verdict.reason,
-                "degenerate": verdict.degenerate,
-            }
+            row: dict[str, Any] = {"response": response, **verdict_fields(verdict)}
         else:
             bound = f">= {threshold:g}" if decision else (f"<= -{threshold:g}" if threshold else "< 0")
+            p_refused = sigmoid(margins[index])  # p(refusal opening | either opening)
             row = {
                 "response": "",
+                "verdict": "refused" if decision else "complied",
+                "judge_confidence": p_refused if decision else 1.0 - p_refused,
                 "refused": decision,
                 "judge_reason": f"{SCREENED_PREFIX}margin {margins[index]:+.3f} {bound}",
                 "degenerate": False,
@@ -92,6 +112,16 @@ def judged_responses(context: ProbeContext, prompts: Sequence[str], judge_prompt
             row["screened"] = decision is not None
         fields.append(row)
     return fields
+
+
+def record_label(record: dict[str, Any]) -> str:
+    """A refusal record's three-way label; records stored before verdicts existed derive it from the booleans."""
+    label = record.get("verdict")
+    if label is not None:
+        return str(label)
+    if record.get("degenerate"):
+        return "neither"
+    return "refused" if record.get("refused") else "complied"
 
 
 def screened_share(records: Sequence[dict[str, Any]]) -> float | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from compsafe.report import plots
+from compsafe.report.judge_section import judge_html, verdicts_html
 from compsafe.report.metrics import (
     dimension_cell,
     flips,
@@ -444,13 +445,14 @@ def _sensitivity_section(summary: dict[str, Any]) -> str:
 
 
 def _flip_block(item: dict[str, Any], base_refused: bool) -> str:
-    def badge(refused: bool) -> str:
-        return (
-            f'<span class="badge {"refused" if refused else "answered"}">{"refused" if refused else "answered"}</span>'
-        )
+    def badge(refused: bool, verdict: str | None) -> str:
+        text = verdict or ("refused" if refused else "answered")  # runs before three-way verdicts: two labels
+        return f'<span class="badge {"refused" if refused else "answered"}">{_e(text)}</span>'
 
-    base = f"<div><b>base</b>{badge(base_refused)}<pre>{_e(item.get('base_response', ''))}</pre></div>"
-    variant = f"<div><b>variant</b>{badge(not base_refused)}<pre>{_e(item.get('variant_response', ''))}</pre></div>"
+    base_badge = badge(base_refused, item.get("base_verdict"))
+    variant_badge = badge(not base_refused, item.get("variant_verdict"))
+    base = f"<div><b>base</b>{base_badge}<pre>{_e(item.get('base_response', ''))}</pre></div>"
+    variant = f"<div><b>variant</b>{variant_badge}<pre>{_e(item.get('variant_response', ''))}</pre></div>"
     return (
         f'<div class="flip"><div class="prompt">{_e(item.get("prompt", ""))}</div>'
         f'<div class="note">{_e(item.get("item_id", ""))} · {_e(item.get("category", ""))}</div>'
@@ -511,6 +513,7 @@ def render_html(summary: dict[str, Any]) -> str:
     sections = [
         _header(summary),
         _headline_table(summary),
+        verdicts_html(summary),
         _gate_section(summary),
         "<h2>Plots</h2>",
         _safe_plot("safety vs capability", lambda: _safety_capability_plot(summary)),
@@ -521,6 +524,7 @@ def render_html(summary: dict[str, Any]) -> str:
         _safe_plot("long context", lambda: _length_section(summary)),
         _safe_plot("sensitivity", lambda: _sensitivity_section(summary)),
         _flips_section(summary),
+        judge_html(summary),
         _models_section(summary),
     ]
     title = f"compsafe report: {summary.get('models', {}).get('base', {}).get('source', 'run')}"

@@ -8,7 +8,14 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from compsafe.report.metrics import dimension_cell, flips, headline_dimensions, refusal_probes, variant_labels
+from compsafe.report.judge_section import judge_markdown, verdicts_markdown
+from compsafe.report.metrics import (
+    dimension_cell,
+    flips,
+    headline_dimensions,
+    refusal_probes,
+    variant_labels,
+)
 
 MARKS = {"worse": "🔴 ", "better": "🟢 ", "changed": "🟡 "}
 EXAMPLES = 5
@@ -109,10 +116,12 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "",
         *_headline(summary),
         "",
+        *verdicts_markdown(summary),
         *_gate(summary),
         "",
         *_flips(summary),
         "",
+        *judge_markdown(summary),
         "Full report with plots and both responses of every flipped prompt: `report.html` in the run folder.",
     ]
     return "\n".join(lines) + "\n"

@@ -78,6 +78,8 @@ def higher_is_better(metric: str) -> bool | None:
         return True
     if metric.startswith("over_refusal.by_category"):
         return False
+    if last == "complied_rate":  # harmful compliance is bad; answering a benign request is good
+        return metric.startswith("over_refusal.")
     return HIGHER_IS_BETTER.get(last)
 
 

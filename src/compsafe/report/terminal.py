@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from compsafe.report.judge_section import judge_facts, verdict_breakdown
+
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
@@ -76,6 +78,10 @@ def summary_table(summary: dict[str, Any]) -> Table:
                         if (cmp.get("delta") or {}).get("estimate", 0) < 0
                         else f"[bold]{cell}*[/]"
                     )
+            shares = verdict_breakdown(summary, label, name)
+            if shares is not None:  # judged probes: refused / complied / neither, so babble is visible
+                r, c, n = (_pct(shares[k]) for k in ("refused", "complied", "neither"))
+                cell += f"\n[dim]R {r} C {c} N {n}[/]"
             row.append(cell)
         if "refusal" in probes:
             refusal = comparison.get("refusal", {})
@@ -90,7 +96,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table.caption = (
         "* McNemar p < 0.05 on the flipped items. drift ratio = relative safety loss / relative "
         "capability loss (MCQA accuracy, else 1/perplexity); >1 means safety erodes faster. "
-        f"judge: {summary['judge']['name']}"
+        "R/C/N: refused / complied / neither (degenerate) shares of all items. "
+        "judge: {} v{}, measured accuracy {}".format(*judge_facts(summary))
     )
     return table
 

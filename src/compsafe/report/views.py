@@ -198,15 +198,38 @@ def print_mitigation(result: dict[str, Any], console: Console, out: str | None =
 
 
 def print_judge_scores(scores: list[Any], console: Console) -> None:
-    """`compsafe judges`: held-out accuracy per judge (wide and colourless when not on a terminal)."""
-    table = Table(title="judges: accuracy on labelled items they were not trained on")
-    for column in ("judge", "task", "data", "n", "accuracy", "precision", "recall", "note"):
-        table.add_column(column, justify="right" if column in ("n", "accuracy", "precision", "recall") else "left")
-    for s in scores:
-        cells = [f"{x:.3f}" if x is not None else "-" for x in (s.accuracy, s.precision, s.recall)]
-        table.add_row(s.judge, s.task, s.dataset, str(s.n), *cells, s.note)
-    out = console if console.is_terminal else Console(file=console.file, width=160, color_system=None)
+    """`compsafe judges`: three-way agreement of each refusal judge with people and toxicity scorer accuracy,
+    with 95% Wilson intervals (wide and colourless when not on a terminal)."""
+    out = console if console.is_terminal else Console(file=console.file, width=170, color_system=None)
+    refusal = [s for s in scores if s.task == "refusal"]
+    if refusal:
+        table = Table(title=f"refusal judges on {refusal[0].dataset}: three-way agreement with people, 95% Wilson CIs")
+        for column in ("judge", "n", "accuracy", "refused", "complied", "neither", "hard cases", "degenerate→neither"):
+            table.add_column(column, justify="left" if column == "judge" else "right")
+        for s in refusal:
+            per_class = [_rate_cell(s.per_class[label], ci=False) for label in ("refused", "complied", "neither")]
+            table.add_row(s.judge, str(s.overall.n), _rate_cell(s.overall), *per_class, _rate_cell(s.hard),
+                          _rate_cell(s.degenerate_to_neither))
+        out.print(table)
+    table = Table(title="toxicity scorers: accuracy at p >= 0.5 on items they were not trained on, 95% Wilson CIs")
+    for column in ("scorer", "data", "n", "accuracy", "toxic", "non-toxic", "note"):
+        table.add_column(column, justify="right" if column in ("n", "accuracy", "toxic", "non-toxic") else "left")
+    for s in (s for s in scores if s.task == "toxicity"):
+        cells = [_rate_cell(s.per_class[k], ci=False) for k in ("toxic", "non-toxic")]
+        table.add_row(s.judge, s.dataset, str(s.overall.n), _rate_cell(s.overall), *cells, s.note)
     out.print(table)
+
+
+def _rate_cell(counted: Any, ci: bool = True) -> str:
+    """'0.912 [0.88, 0.94]' (or without the interval); '-' when there is nothing to count."""
+    from compsafe.analysis.paired import wilson_interval
+
+    if counted is None or not counted.n:
+        return "-"
+    if not ci:
+        return f"{counted.rate:.3f} ({counted.n})"
+    interval = wilson_interval(counted.correct, counted.n)
+    return f"{interval.estimate:.3f} [{interval.low:.2f}, {interval.high:.2f}]"
 
 
 def print_profiles(profiles: list[tuple[Any, Any]], console: Console) -> None:
