@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from compsafe.errors import PolicyError
+from compsafe.profiles import Profile, load_profile
 from compsafe.report.metrics import (
     DRIFT,
     SIGNIFICANCE,
@@ -222,13 +223,17 @@ def shipped_policy(name: str = "default") -> Policy:
     return parse_policy(yaml.safe_load(resource.read_text(encoding="utf-8")), f"{name} policy")
 
 
+def profile_policy(profile: Profile) -> Policy:
+    """The gate policy a threat-model profile names (a shipped policy) or spells out (its own rules)."""
+    spec = profile.policy_spec
+    return shipped_policy(spec) if isinstance(spec, str) else parse_policy(spec, f"profile {profile.name} policy")
+
+
 def policy_for_run(summary: dict[str, Any]) -> Policy:
     """The policy of the run's threat-model profile when it had one, else the shipped default."""
     profile = (summary.get("config") or {}).get("profile")
     if profile:
-        from compsafe.profiles import load_profile
-
-        return load_profile(profile).policy
+        return profile_policy(load_profile(profile))
     return shipped_policy("default")
 
 

@@ -17,18 +17,19 @@ by ``s_j`` before group quantization (so its relative rounding error shrinks) an
    the smallest error of that group's partial output ``x_g . w_g``. As in the reference, clipping is skipped
    for query/key projections (their errors are amplified through the softmax, and the reference found no
    gain there). Disable with ``-noclip``.
-3. Group quantization of ``W diag(s)`` with RTN's quantizer (``compress.rtn.quantize_dequantize``) on the
-   same grids as RTN and GPTQ: the standard signed grid by default (``-sym``), ``-asym`` (integer zero point,
-   the reference's ``zero_point=True``) or ``-narrow``. Before issue 13 AWQ alone defaulted to asymmetric.
+3. Group quantization of ``W diag(s)`` with RTN's quantizer (``compress.rtn.quantize_dequantize``).
+   AWQ's default here is **asymmetric** (integer zero point), as in the reference (``zero_point=True``);
+   ``-sym`` selects the symmetric restricted range.
 
-What is stored, as in the reference: ``Q(W diag(s))`` -- on the int grid, packable -- with ``diag(s)^-1``
-folded into the operation before (``compress.awq_fold``: the RMSNorm weight for q/k/v and gate/up, v_proj's
-output rows for o_proj, up_proj's rows for down_proj). Layers that share an input share one ``s`` (searched
-on the sum of their output errors), as the reference does so that the fold is possible. A layer with no
-foldable predecessor is quantized without scales (alpha = 0, clipping still applies). The reference measures
-the search loss at the block output; here it is the layers' own outputs. Bits are accounted exactly as RTN.
-Before issue 13 compsafe searched per layer and divided ``s`` back into the stored weight, which left the
-weights off the grid (the x1.18 perplexity it reported was not that of a deployable int4 AWQ model).
+What is stored: ``W' = Q(W diag(s)) diag(s)^-1``, dequantized, in the weight's dtype. The reference instead
+folds ``diag(s)^-1`` into the previous operation (the RMSNorm weight, or the previous linear's output rows)
+and stores ``Q(W diag(s))``; the product ``x W'^T`` is the same function of ``x``, so evaluation sees the
+same model (up to float rounding of the fold). Two deliberate differences from the reference: the search
+here is per linear layer (the reference shares one scale across linears with the same input, q/k/v and
+gate/up, so it can fold into one norm, and measures the loss at the block output); a per-linear scale is at
+least as good on each layer's own loss, but a deployment that cannot fold it would keep one 16-bit vector
+per layer (``16 / out_features`` bits per weight, negligible and not counted). Bits are accounted exactly as
+RTN: the code, plus 16-bit scales and (asymmetric) b-bit zero points per group.
 """
 
 from __future__ import annotations
@@ -40,23 +41,12 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from compsafe.compress.accounting import (
-    dense_size_bytes,
-    packed_size_bytes,
-    relative_error,
-    storage_key,
-    zero_fraction,
-)
-from compsafe.compress.awq_fold import ScaleGroup, fold, scale_groups, tie_statistic, untie
-from compsafe.compress.base import CompressionConfig, CompressionReport, LayerReport
-from compsafe.compress.calibration import CalibrationSet
-from compsafe.compress.registry import METHODS
-from compsafe.compress.rtn import GRID_SUFFIX, SCHEMES, RTNConfig, quantize_dequantize
-from compsafe.compress.sequential import LinearInputs, compress_sequentially
-from compsafe.compress.targets import weight_view
+from compsafe.compress.base import CompressionConfig
+from compsafe.compress.rtn import RTNConfig, quantize_dequantize
+from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, register
 
 _RECIPE = re.compile(
-    r"int(?P<bits>\d+)-awq(?:-g(?P<group>\d+))?(?:-(?P<sym>sym|asym|narrow))?(?P<noclip>-noclip)?(?P<head>-head)?"
+    r"int(?P<bits>\d+)-awq(?:-g(?P<group>\d+))?(?:-(?P<sym>sym|asym))?(?P<noclip>-noclip)?(?P<head>-head)?"
 )
 
 SCALE_GRID = 20  # alpha = i / 20, i = 0..19 (reference auto_scale n_grid)
@@ -69,16 +59,15 @@ NO_CLIP_NAMES = ("q_proj", "k_proj", "query", "key", "wqkv", "c_attn")  # refere
 
 @dataclass(frozen=True)
 class AWQConfig(CompressionConfig):
-    """AWQ quantization; ``group_size=None`` means one scale per output channel. Symmetric by default, as RTN."""
+    """AWQ quantization; ``group_size=None`` means one scale per output channel. Asymmetric by default."""
 
     method: ClassVar[str] = "awq"
 
     bits: int = 4
     group_size: int | None = 128
-    symmetric: bool = True
+    symmetric: bool = False
     clip: bool = True
     include_lm_head: bool = False
-    narrow: bool = False
 
     def __post_init__(self) -> None:
         _ = self.rtn  # validates bits and group size with RTN's messages
@@ -86,7 +75,7 @@ class AWQConfig(CompressionConfig):
     @property
     def rtn(self) -> RTNConfig:
         """The RTN quantizer AWQ applies to the scaled weight (same grid, same accounting)."""
-        return RTNConfig(bits=self.bits, group_size=self.group_size, symmetric=self.symmetric, narrow=self.narrow)
+        return RTNConfig(bits=self.bits, group_size=self.group_size, symmetric=self.symmetric)
 
     @property
     def grid(self) -> str:
@@ -95,7 +84,7 @@ class AWQConfig(CompressionConfig):
     @property
     def recipe(self) -> str:
         group = f"-g{self.group_size}" if self.group_size else ""
-        sym = GRID_SUFFIX[self.rtn.grid_name]
+        sym = "-sym" if self.symmetric else ""
         noclip = "" if self.clip else "-noclip"
         head = "-head" if self.include_lm_head else ""
         return f"int{self.bits}-awq{group}{sym}{noclip}{head}"
@@ -201,93 +190,16 @@ def _clip_allowed(name: str) -> bool:
     return not any(part in leaf for part in NO_CLIP_NAMES)
 
 
-def search_shared_scales(
-    weights: list[torch.Tensor], abs_mean: torch.Tensor, sample: torch.Tensor, config: AWQConfig, group: ScaleGroup
-) -> tuple[float, torch.Tensor]:
-    """The alpha (and its scales, tied per ``group.heads``) minimising the summed squared output error of layers
-    that read the same input; alpha = 0 (RTN) is in the grid, so the search never does worse than RTN."""
-    statistic = tie_statistic(abs_mean.float().to(sample.device), group.heads)
-    best: tuple[float, float, torch.Tensor] | None = None
-    for alpha in (i / SCALE_GRID for i in range(SCALE_GRID)):
-        tied = awq_scales(statistic, alpha)
-        scales = untie(tied, group.heads)
-        error = sum(
-            output_error(sample, w, quantize_dequantize(w * scales, config.rtn)[0] / scales) ** 2 for w in weights
-        )
-        if best is None or error < best[1]:
-            best = (alpha, error, tied)
-    assert best is not None
-    return best[0], best[2]
+class AWQMethod(LinearMethod):
+    """Parses ``int<bits>-awq[-g<group>][-sym|-asym][-noclip][-head]``."""
 
-
-def quantize_clipped(weight: torch.Tensor, sample: torch.Tensor, config: AWQConfig, clip: bool) -> torch.Tensor:
-    """RTN of ``weight`` after the per-(row, group) clip search on ``sample`` (the input it will really see)."""
-    if not clip:
-        return quantize_dequantize(weight, config.rtn)[0]
-    group = min(config.rtn.group_size or weight.shape[1], weight.shape[1])
-    bounds = _expand(clip_search(weight, sample, config.rtn), group, weight.shape[1])
-    return quantize_dequantize(torch.maximum(torch.minimum(weight, bounds), -bounds), config.rtn)[0]
-
-
-@torch.no_grad()
-def quantize_block(
-    block: nn.Module, members: list[tuple[str, nn.Module, LinearInputs]], config: AWQConfig
-) -> tuple[list[ScaleGroup], dict[str, tuple[torch.Tensor, torch.Tensor, dict[str, float]]]]:
-    """AWQ on one block: search one scale per shared input, fold every scale, then clip and quantize each layer.
-
-    Returns the groups and, per layer, ``(original weight, effective weight, info)``: the effective weight is the
-    stored (on-grid) one with its folds undone, the function of the layer's original input; float32, [out, in].
-    """
-    stats = {name: s for name, _, s in members}
-    originals = {name: weight_view(m).to(torch.float32, copy=True) for name, m, _ in members}
-    groups = scale_groups(block, [(name, m) for name, m, _ in members])
-    alphas: dict[str, float] = {}
-    for group in groups:
-        first = stats[group.names[0]]
-        assert first.abs_mean is not None and first.sample is not None
-        alpha = 0.0
-        if group.foldable:
-            sample = first.sample.float().to(originals[group.names[0]].device)
-            alpha, group.scales = search_shared_scales(
-                [originals[n] for n in group.names], first.abs_mean, sample, config, group
-            )
-            fold(group)
-        alphas.update({name: alpha for name in group.names})
-    columns = {n: untie(g.scales, g.heads) for g in groups if g.scales is not None for n in g.names}
-    rows = {g.previous_name: g.scales for g in groups if g.scales is not None and g.kind == "linear"}
-    results = {}
-    for name, module, linear_stats in members:
-        assert linear_stats.sample is not None
-        view = weight_view(module)
-        sample = linear_stats.sample.float().to(view.device)
-        column = columns.get(name)
-        seen = sample / column if column is not None else sample
-        stored = quantize_clipped(view.to(torch.float32), seen, config, config.clip and _clip_allowed(name))
-        view.copy_(stored.to(view.dtype))
-        effective = stored / column[None, :] if column is not None else stored.clone()
-        if name in rows:
-            effective = effective * rows[name][:, None]
-        original = originals[name]
-        info = {
-            "alpha": alphas[name],
-            "output_error": output_error(sample, original, effective),
-            "rtn_output_error": output_error(sample, original, quantize_dequantize(original, config.rtn)[0]),
-        }
-        results[name] = (original, effective, info)
-    return groups, results
-
-
-class AWQMethod:
-    """Registered as ``awq``: parses ``int<bits>-awq[-g<group>][-sym|-asym|-narrow][-noclip][-head]``."""
-
-    name: ClassVar[str] = "awq"
-    needs_calibration: ClassVar[bool] = True
+    config_type = AWQConfig
+    needs: ClassVar[frozenset[str]] = frozenset({"abs_mean", "sample"})
     grammar: ClassVar[str] = (
-        "int<bits>-awq[-g<group>][-sym|-asym|-narrow][-noclip][-head]   AWQ (needs calibration): activation-aware "
-        "per-channel scales folded into the previous norm/linear, then group quantization on RTN's grids "
-        "(symmetric unless -asym); -noclip skips the clip search"
+        "int<bits>-awq[-g<group>][-sym|-asym][-noclip][-head]   AWQ (needs calibration): activation-aware "
+        "per-channel scale search, then group quantization; asymmetric unless -sym; -noclip skips the clip search"
     )
-    examples: ClassVar[tuple[str, ...]] = ("int4-awq-g128", "int3-awq-g128", "int4-awq-g64", "int4-awq-g128-asym")
+    examples: ClassVar[tuple[str, ...]] = ("int4-awq-g128", "int3-awq-g128", "int4-awq-g64", "int4-awq-g128-sym")
 
     def parse(self, recipe: str) -> AWQConfig | None:
         match = _RECIPE.fullmatch(recipe.strip().lower())
@@ -297,75 +209,30 @@ class AWQMethod:
         return AWQConfig(
             bits=int(match["bits"]),
             group_size=int(group) if group else None,
-            symmetric=match["sym"] != "asym",
-            narrow=match["sym"] == "narrow",
+            symmetric=match["sym"] == "sym",
             clip=not match["noclip"],
             include_lm_head=bool(match["head"]),
         )
 
-    @torch.no_grad()
-    def apply(self, model: nn.Module, config: CompressionConfig, calibration: CalibrationSet) -> CompressionReport:
-        assert isinstance(config, AWQConfig), f"awq cannot apply {type(config).__name__}"
+    def prepare(self, model: nn.Module, targets: list[tuple[str, nn.Module]], config: AWQConfig) -> dict[str, Any]:
+        return {}  # layer name -> what the scale/clip search found
+
+    def compress_layer(self, layer: Layer, config: AWQConfig, state: dict[str, Any]) -> LayerOutcome:
+        stats = layer.stats
+        assert stats is not None and stats.abs_mean is not None and stats.sample is not None
+        clip = config.clip and _clip_allowed(layer.name)
+        approx, state[layer.name] = awq_quantize(layer.weight, stats.abs_mean, stats.sample, config, clip=clip)
+        out_features, in_features = layer.weight.shape
         rtn = config.rtn
-        dense = dense_size_bytes(model)
-        packed: dict[tuple[int, int, torch.dtype], int] = {}
-        searched: dict[str, dict[str, Any]] = {}
-        folds: dict[str, str] = {}
+        return LayerOutcome(approx, rtn.bits_per_weight(in_features), rtn.packed_bytes(out_features, in_features))
 
-        def report(name: str, module: nn.Module, original: torch.Tensor, effective: torch.Tensor) -> LayerReport:
-            view = weight_view(module)
-            out_features, in_features = view.shape
-            packed[storage_key(module.weight)] = rtn.packed_bytes(out_features, in_features)
-            return LayerReport(
-                name=name,
-                numel=view.numel(),
-                bits_per_weight=rtn.bits_per_weight(in_features),
-                sparsity=zero_fraction(view),
-                relative_error=relative_error(original, effective),
-            )
-
-        def compress_block(block: nn.Module, members: list[tuple[str, nn.Module, LinearInputs]]) -> dict:
-            groups, results = quantize_block(block, members, config)
-            folds.update({", ".join(g.names): g.previous_name for g in groups if g.foldable})
-            reports = {}
-            for name, module, _ in members:
-                original, effective, info = results[name]
-                searched[name] = info
-                reports[name] = report(name, module, original, effective)
-            return reports
-
-        def compress_linear(name: str, module: nn.Module, stats: LinearInputs) -> LayerReport:
-            """Outside the blocks (the LM head): nothing to fold into, so no scales; clipping still applies."""
-            assert stats.sample is not None
-            view = weight_view(module)
-            original = view.to(torch.float32, copy=True)
-            approx, info = awq_quantize(original, stats.abs_mean, stats.sample, config, alphas=(0.0,))
-            view.copy_(approx.to(view.dtype))
-            searched[name] = info
-            return report(name, module, original, approx)
-
-        layers = compress_sequentially(
-            model,
-            calibration.input_ids,
-            compress_linear,
-            needs={"abs_mean", "sample"},
-            include_lm_head=config.include_lm_head,
-            compress_block=compress_block,
-        )
-        return CompressionReport(
-            recipe=config.recipe,
-            method=self.name,
-            layers=layers,
-            packed_size_bytes=packed_size_bytes(model, packed),
-            dense_size_bytes=dense,
-            extra={
-                "scheme": SCHEMES[rtn.grid_name],
-                "grid": rtn.grid,
-                "scales": "shared per input, folded into the previous norm / linear rows (see compress.awq_fold)",
-                "folds": folds,
-                "search": searched,
-            },
-        )
+    def extra(self, config: AWQConfig, state: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "scheme": "symmetric-restricted" if config.symmetric else "asymmetric-int-zero",
+            "scales": "per linear, folded into W' (see compress.awq)",
+            "search": state,
+        }
 
 
-METHODS.register(AWQMethod.name)(AWQMethod())
+register(AWQMethod())
+

@@ -45,26 +45,16 @@ and ``packed_bytes``): GPTQ changes which grid point each weight gets, not the f
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
-from typing import ClassVar
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from compsafe.compress.accounting import (
-    dense_size_bytes,
-    packed_size_bytes,
-    relative_error,
-    storage_key,
-    zero_fraction,
-)
-from compsafe.compress.base import CompressionConfig, CompressionReport, LayerReport
-from compsafe.compress.calibration import CalibrationSet
-from compsafe.compress.hessian import dead_columns, inverse_cholesky, output_error
-from compsafe.compress.registry import METHODS
+from compsafe.compress.base import CompressionConfig
+from compsafe.compress.hessian import dead_columns, inverse_cholesky
 from compsafe.compress.rtn import GRID_SUFFIX, SCHEMES, RTNConfig, quantize_dequantize
-from compsafe.compress.sequential import LinearInputs, compress_sequentially
-from compsafe.compress.targets import weight_view
+from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, register
 from compsafe.errors import RecipeError
 
 BLOCK_SIZE = 128  # lazy-batch width (GPTQ section 3, step 2); only speed depends on it
@@ -215,11 +205,12 @@ def gptq_quantize(
     return GPTQResult(weight=quantized, loss=float(loss), damp=prepared.damp)
 
 
-class GPTQMethod:
-    """Registered as ``gptq``: parses ``int<bits>-gptq[-g<group>][-sym|-asym|-narrow][-actorder][-damp<f>][-head]``."""
+class GPTQMethod(LinearMethod):
+    """Parses ``int<bits>-gptq[-g<group>][-sym|-asym|-narrow][-actorder][-damp<f>][-head]``."""
 
-    name: ClassVar[str] = "gptq"
-    needs_calibration: ClassVar[bool] = True
+    config_type = GPTQConfig
+    needs: ClassVar[frozenset[str]] = frozenset({"hessian"})
+    seeded: ClassVar[bool] = True
     grammar: ClassVar[str] = (
         "int<bits>-gptq[-g<group>][-sym|-asym|-narrow][-actorder][-damp<frac>][-head]   GPTQ (needs calibration): "
         "quantize column by column, moving each rounding error onto the remaining columns through the "
@@ -250,65 +241,48 @@ class GPTQMethod:
             include_lm_head=bool(match["head"]),
         )
 
-    @torch.no_grad()
-    def apply(self, model: nn.Module, config: CompressionConfig, calibration: CalibrationSet) -> CompressionReport:
-        assert isinstance(config, GPTQConfig), f"gptq cannot apply {type(config).__name__}"
+    def prepare(self, model: nn.Module, targets: list[tuple[str, nn.Module]], config: GPTQConfig) -> _State:
+        return _State()
+
+    def compress_layer(self, layer: Layer, config: GPTQConfig, state: _State) -> LayerOutcome:
+        assert layer.stats is not None
+        out_features, in_features = layer.weight.shape
+        hessian = layer.stats.hessian
+        if hessian is None:  # never ran on the calibration data: H = I makes GPTQ exactly RTN
+            state.uncalibrated.append(layer.name)
+            hessian = torch.eye(in_features, dtype=torch.float32, device=layer.weight.device)
+        result = gptq_quantize(layer.weight, hessian, config)
+        mean_diag = torch.diagonal(hessian).mean().item()
+        if result.damp > config.percdamp * mean_diag * (1 + 1e-6) + 1e-30:
+            state.raised_damping[layer.name] = result.damp / mean_diag if mean_diag else result.damp
         storage = config.storage
-        dense = dense_size_bytes(model)
-        packed: dict[tuple[int, int, torch.dtype], int] = {}
-        raised_damping: dict[str, float] = {}
-        uncalibrated: list[str] = []
-
-        def compress_linear(name: str, module: nn.Module, stats: LinearInputs) -> LayerReport:
-            view = weight_view(module)
-            original = view.to(torch.float32, copy=True)
-            out_features, in_features = view.shape
-            hessian = stats.hessian
-            if hessian is None:  # never ran on the calibration data: H = I makes GPTQ exactly RTN
-                uncalibrated.append(name)
-                hessian = torch.eye(in_features, dtype=torch.float32, device=original.device)
-            result = gptq_quantize(original, hessian, config)
-            mean_diag = torch.diagonal(hessian).mean().item()
-            if result.damp > config.percdamp * mean_diag * (1 + 1e-6) + 1e-30:
-                raised_damping[name] = result.damp / mean_diag if mean_diag else result.damp
-            view.copy_(result.weight.to(view.dtype))
-            packed[storage_key(module.weight)] = storage.packed_bytes(out_features, in_features)
-            return LayerReport(
-                name=name,
-                numel=view.numel(),
-                bits_per_weight=storage.bits_per_weight(in_features),
-                sparsity=zero_fraction(view),
-                relative_error=relative_error(original, view),
-                output_error=output_error(original, view.float(), hessian),
-            )
-
-        layers = compress_sequentially(
-            model,
-            calibration.input_ids,
-            compress_linear,
-            needs={"hessian"},
-            include_lm_head=config.include_lm_head,
-            seed=calibration.spec.seed,
+        return LayerOutcome(
+            result.weight,
+            storage.bits_per_weight(in_features),
+            storage.packed_bytes(out_features, in_features),
+            hessian=hessian,
         )
-        extra: dict[str, object] = {
-            "scheme": SCHEMES[storage.grid_name],
-            "grid": storage.grid,
+
+    def extra(self, config: GPTQConfig, state: _State) -> dict[str, Any]:
+        extra: dict[str, Any] = {
+            "scheme": SCHEMES[config.storage.grid_name],
+            "grid": config.storage.grid,
             "block_size": BLOCK_SIZE,
             "percdamp": config.percdamp,
             "groups": "per-row" if not config.group_size else ("static" if config.act_order else "dynamic"),
         }
-        if raised_damping:
-            extra["raised_damping"] = raised_damping
-        if uncalibrated:
-            extra["uncalibrated_layers"] = uncalibrated
-        return CompressionReport(
-            recipe=config.recipe,
-            method=self.name,
-            layers=layers,
-            packed_size_bytes=packed_size_bytes(model, packed),
-            dense_size_bytes=dense,
-            extra=extra,
-        )
+        if state.raised_damping:
+            extra["raised_damping"] = state.raised_damping
+        if state.uncalibrated:
+            extra["uncalibrated_layers"] = state.uncalibrated
+        return extra
 
 
-METHODS.register(GPTQMethod.name)(GPTQMethod())
+@dataclass
+class _State:
+    raised_damping: dict[str, float] = field(default_factory=dict)
+    uncalibrated: list[str] = field(default_factory=list)
+
+
+register(GPTQMethod())
+

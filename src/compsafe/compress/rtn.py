@@ -38,21 +38,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
-from torch import nn
 
-from compsafe.compress.accounting import (
-    dense_size_bytes,
-    packed_size_bytes,
-    relative_error,
-    storage_key,
-    zero_fraction,
-)
-from compsafe.compress.base import CompressionConfig, CompressionReport, LayerReport
-from compsafe.compress.registry import METHODS
-from compsafe.compress.targets import compressible_linears, weight_view
+from compsafe.compress.base import CompressionConfig
+from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, register
 from compsafe.errors import RecipeError
 
 SUPPORTED_BITS = (2, 3, 4, 8)
@@ -164,10 +155,10 @@ def quantize_dequantize(weight: torch.Tensor, config: RTNConfig) -> tuple[torch.
     return deq.reshape(out_features, n_groups * group)[:, :in_features], scale.squeeze(-1)
 
 
-class RTNMethod:
-    """Registered as ``rtn``: parses ``int<bits>[-rtn][-g<group>][-sym|-asym|-narrow][-head]``."""
+class RTNMethod(LinearMethod):
+    """Parses ``int<bits>[-rtn][-g<group>][-sym|-asym|-narrow][-head]``."""
 
-    name: ClassVar[str] = "rtn"
+    config_type = RTNConfig
     grammar: ClassVar[str] = (
         "int<bits>[-rtn][-g<group>][-sym|-asym|-narrow][-head]   round-to-nearest weight quantization; bits in "
         "2,3,4,8; no -g = one scale per output channel; grid: -sym (default) the standard signed grid "
@@ -198,37 +189,13 @@ class RTNMethod:
             narrow=match["sym"] == "narrow",
         )
 
-    @torch.no_grad()
-    def apply(self, model: nn.Module, config: CompressionConfig) -> CompressionReport:
-        assert isinstance(config, RTNConfig), f"rtn cannot apply {type(config).__name__}"
-        targets = compressible_linears(model, include_lm_head=config.include_lm_head)
-        dense = dense_size_bytes(model)
-        layers: list[LayerReport] = []
-        packed: dict[tuple[int, int, torch.dtype], int] = {}
-        for name, module in targets:
-            view = weight_view(module)
-            original = view.to(torch.float32, copy=True)
-            deq, _ = quantize_dequantize(original, config)
-            view.copy_(deq.to(view.dtype))
-            out_features, in_features = view.shape
-            packed[storage_key(module.weight)] = config.packed_bytes(out_features, in_features)
-            layers.append(
-                LayerReport(
-                    name=name,
-                    numel=view.numel(),
-                    bits_per_weight=config.bits_per_weight(in_features),
-                    sparsity=zero_fraction(view),
-                    relative_error=relative_error(original, view),
-                )
-            )
-        return CompressionReport(
-            recipe=config.recipe,
-            method=self.name,
-            layers=layers,
-            packed_size_bytes=packed_size_bytes(model, packed),
-            dense_size_bytes=dense,
-            extra={"scheme": SCHEMES[config.grid_name], "grid": config.grid},
-        )
+    def compress_layer(self, layer: Layer, config: RTNConfig, state: None) -> LayerOutcome:
+        deq, _ = quantize_dequantize(layer.weight, config)
+        out_features, in_features = layer.weight.shape
+        return LayerOutcome(deq, config.bits_per_weight(in_features), config.packed_bytes(out_features, in_features))
+
+    def extra(self, config: RTNConfig, state: None) -> dict[str, Any]:
+        return {"scheme": SCHEMES[config.grid_name], "grid": config.grid}
 
 
-METHODS.register(RTNMethod.name)(RTNMethod())
+register(RTNMethod())

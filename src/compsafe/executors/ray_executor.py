@@ -47,7 +47,7 @@ def run_job(config: RunConfig, variant: str | None, probe: str, threads: int | N
         executor="local",
         profile=None,
     )
-    summary = run(sub, reports=False)
+    summary = run(sub)
     return {"job": label, "seconds": summary["timing_seconds"]["total"], "pid": os.getpid()}
 
 

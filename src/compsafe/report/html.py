@@ -540,7 +540,7 @@ def render_html(summary: dict[str, Any]) -> str:
 def build_report(run_dir: Path, summary: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write report.html and report.md into the run folder; returns their paths."""
     from compsafe.report.markdown import render_markdown
-    from compsafe.report.outputs import atomic_write
+    from compsafe.runfolder import atomic_write
 
     run_dir = Path(run_dir)
     summary = summary if summary is not None else load_summary(run_dir)
