@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from compsafe.analysis.compare import compare_probe
 from compsafe.analysis.drift_interval import binary_losses, drift_ratio_interval, perplexity_losses
 from compsafe.analysis.drift_summary import drift_ratios
+from compsafe.comparisons import compare_probe
 from compsafe.gate import evaluate_policy, parse_policy
 
 
