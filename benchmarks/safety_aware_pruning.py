@@ -33,10 +33,9 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the rows here")
     args = parser.parse_args()
 
-    from compsafe.analysis.sensitivity import SignalProbe, shipped_passages, split_harmful
-    from compsafe.compress import CalibrationSpec, apply_recipe, build_calibration
+    from compsafe.compress import CalibrationSpec, WeightSnapshot, applied, build_calibration
+    from compsafe.diagnose.signals import SignalProbe, shipped_passages, split_harmful
     from compsafe.models import HFBackend, LoadOptions, load_model
-    from compsafe.runner import restore_weights, snapshot_weights
 
     handle = load_model(args.model, LoadOptions(device=args.device, dtype=args.dtype))
     _, heldout = split_harmful()
@@ -46,7 +45,7 @@ def main() -> None:
         shipped_passages(args.passages),
         max_new_tokens=args.max_new_tokens,
     )
-    snapshot = snapshot_weights(handle.model)
+    snapshot = WeightSnapshot(handle.model)
     rows = []
     started = time.time()
     base = probe.measure(judged=True)
@@ -56,10 +55,10 @@ def main() -> None:
             spec = CalibrationSpec(n_samples=args.samples, seq_len=args.seq_len, safety_fraction=fraction)
             calibration = build_calibration(handle.tokenizer, spec)
             t0 = time.time()
-            report = apply_recipe(handle.model, recipe, calibration)
-            compress_s = time.time() - t0
-            signals = probe.measure(judged=True)
-            restore_weights(handle.model, snapshot)
+            with applied(handle.model, recipe, calibration, snapshot=snapshot) as variant:
+                compress_s = time.time() - t0
+                signals = probe.measure(judged=True)
+            report = variant.report
             rows.append(
                 {
                     "recipe": recipe,

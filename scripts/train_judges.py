@@ -6,7 +6,9 @@ Refusal head: trained on the train split of data/judges/refusal_labelled.jsonl p
 safety-adapter training sets the project owns (safety_train.jsonl: refusals; benign_train.jsonl: the base
 model's own helpful answers), so it has seen what a small model's compliance looks like. Toxicity head: trained
 on the train split of data/judges/toxicity_labelled.jsonl. Both are tested on the held-out split of their
-labelled file (id-hash split, never trained on), and the accuracy is stored in the head's metadata json.
+labelled file (id-hash split, never trained on, minus items sharing a sentence with training), and the accuracy is
+stored in the head's metadata json. Training texts that share a sentence with the hand-labelled judge test set
+(data/judges/real_responses.jsonl) are dropped, so `compsafe judges` measures every judge on unseen text.
 """
 
 from __future__ import annotations
@@ -20,8 +22,21 @@ from pathlib import Path
 import numpy as np
 
 from compsafe.judges.embedding import EMBEDDING_PACKAGE, get_encoder
-from compsafe.judges.evaluation import REFUSAL_DATA, TOXICITY_DATA, binary_scores
+from compsafe.judges.evaluation import TOXICITY_DATA
 from compsafe.judges.heads import HELD_OUT_SHARE, fit_logistic, load_labelled, split
+from compsafe.judges.testset import test_set_digest, without_test_sentences
+
+REFUSAL_DATA = ("refusal_labelled.jsonl", "response")
+
+
+def binary_scores(labels: list[int], predictions: list[bool]) -> tuple[float, float | None, float | None]:
+    """Accuracy, precision and recall of the positive class (None when undefined)."""
+    pairs = list(zip(labels, predictions, strict=True))
+    tp = sum(1 for y, p in pairs if y and p)
+    fp = sum(1 for y, p in pairs if not y and p)
+    fn = sum(1 for y, p in pairs if y and not p)
+    accuracy = sum(1 for y, p in pairs if bool(y) == bool(p)) / len(pairs) if pairs else float("nan")
+    return accuracy, tp / (tp + fp) if tp + fp else None, tp / (tp + fn) if tp + fn else None
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "compsafe" / "data" / "judges"
 
@@ -48,6 +63,10 @@ def train(name: str, data: tuple[str, str], extra: list[tuple[str, str, int]], s
     rows = load_labelled(*data)
     train_rows, test_rows = split(rows)
     train_rows = train_rows + extra
+    # keep the hand-labelled judge test set independent: no training text shares a sentence with it
+    keep = without_test_sentences([t for _, t, _ in train_rows])
+    dropped = len(train_rows) - sum(keep)
+    train_rows = [r for r, k in zip(train_rows, keep, strict=True) if k]
     encoder = get_encoder()
     x_train = encoder.encode([t for _, t, _ in train_rows])
     y_train = np.array([y for _, _, y in train_rows], dtype=np.float64)
@@ -64,6 +83,8 @@ def train(name: str, data: tuple[str, str], extra: list[tuple[str, str, int]], s
             "held_out_share": HELD_OUT_SHARE,
             "n_train": len(train_rows),
             "n_train_extra": len(extra),
+            "n_dropped_sharing_test_sentences": dropped,
+            "test_set_digest": test_set_digest(),
             "n_held_out": len(test_rows),
             "train_accuracy": float(np.mean((train_p >= 0.5) == (y_train > 0.5))),
             "held_out_accuracy": acc,

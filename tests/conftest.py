@@ -50,6 +50,28 @@ def build_tokenizer(chat_template: bool = True):
     return fast
 
 
+def tiny_llama(seed: int = 0, tie: bool = False, **config_overrides):
+    """The tiny random Llama every compression test uses: 2 blocks, hidden 64, GQA 4/2 heads, vocab 128, eval mode.
+
+    Built from a config in memory (no tokenizer, no files); ``config_overrides`` change any LlamaConfig field.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    fields = dict(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, tie_word_embeddings=tie)
+    return LlamaForCausalLM(LlamaConfig(**{**fields, **config_overrides})).eval()
+
+
+def tiny_gpt2(seed: int = 0):
+    """A tiny random GPT-2 (Conv1D weights stored transposed), eval mode: GPT-2 has dropout."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    config = GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=128, bos_token_id=0, eos_token_id=0)
+    return GPT2LMHeadModel(config).eval()
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     return build_tokenizer()

@@ -314,8 +314,9 @@ def test_a_policy_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
 
 
 def test_every_shipped_policy_and_profile_policy_validates() -> None:
+    from compsafe.gate import profile_policy
     from compsafe.profiles import load_profile, profile_names
 
     assert shipped_policy("default").rules
     for name in profile_names():
-        assert load_profile(name).policy.rules
+        assert profile_policy(load_profile(name)).rules

@@ -48,6 +48,7 @@ from compsafe.metrics import (
     paired_change,
     significance,
 )
+from compsafe.profiles import load_profile
 from compsafe.summary import RunSummary, parse_summary
 from compsafe.yamlfile import parse_yaml, read_yaml
 
@@ -233,13 +234,17 @@ def shipped_policy(name: str = "default") -> Policy:
     return parse_policy(parse_yaml(resource.read_text(encoding="utf-8"), source, PolicyError), source)
 
 
+def profile_policy(profile: Any) -> Policy:
+    """The gate policy a threat-model profile names (a shipped policy) or spells out (its own rules)."""
+    spec = profile.policy_spec
+    return shipped_policy(spec) if isinstance(spec, str) else parse_policy(spec, f"profile {profile.name} policy")
+
+
 def policy_for_run(summary: RunSummary | dict[str, Any]) -> Policy:
     """The policy of the run's threat-model profile when it had one, else the shipped default."""
     profile = parse_summary(summary).config.profile
     if profile:
-        from compsafe.profiles import load_profile
-
-        return load_profile(profile).policy
+        return profile_policy(load_profile(profile))
     return shipped_policy("default")
 
 

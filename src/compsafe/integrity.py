@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -47,3 +48,14 @@ def state_digest(model: torch.nn.Module) -> str:
         flat = tensor.detach().contiguous().cpu().reshape(-1)
         digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
     return digest.hexdigest()
+
+
+def model_identity(handle: Any) -> dict[str, Any]:
+    """What names a loaded base model in the store: the digest of its weight files (its path when it has none on
+    disk, e.g. a catalog model merged in memory), its dtype and its device type."""
+    path = Path(handle.resolved_path)
+    return {
+        "weights": weights_digest(path) if path.exists() else handle.resolved_path,
+        "dtype": str(handle.dtype),
+        "device": handle.device.type,
+    }

@@ -103,7 +103,7 @@ def _run_config(summary: dict[str, Any], run_dir: Path, judge_name: str) -> Any:
 
 
 def _read_records(run_dir: Path, label: str, probe: str) -> list[dict[str, Any]]:
-    from compsafe.report.outputs import safe_name
+    from compsafe.runfolder import safe_name
 
     path = run_dir / "records" / safe_name(label) / f"{probe}.jsonl"
     if not path.is_file():
@@ -116,7 +116,7 @@ def rejudge_run(run_dir: Path, judge_name: str) -> dict[str, Any]:
 
     Returns the new summary. Reports are left to the caller (``api.rejudge`` rebuilds them).
     """
-    from compsafe.report.outputs import write_run
+    from compsafe.runfolder import write_run
     from compsafe.runner import plan_run, summarize_run
     from compsafe.summary import load_summary_data as load_summary
 

@@ -110,7 +110,7 @@ def declaration_problems(probe_cls: Any) -> list[str]:
     A probe needs a comparator for its outcome kind, a declared headline, unique keys, and roles that the
     drift ratio can use (paired values; a safety headline where higher is safer, with a test).
     """
-    from compsafe.analysis.compare import COMPARATORS
+    from compsafe.comparisons import COMPARATORS
 
     name = getattr(probe_cls, "name", probe_cls.__name__)
     metrics = getattr(probe_cls, "metrics", None)
@@ -166,6 +166,12 @@ def _walk(data: Any, keys: list[str]) -> Any:
             return None
         data = data[key]
     return _number(data)
+
+
+def drift_display(summary: RunSummary, label: str, metric: str) -> str | None:
+    """The drift ratio as every report prints it (value, interval, capability measure, "(n.s.)"), if stored."""
+    entry = summary.drift(label).entry(metric.partition(".")[2] or None)
+    return entry.display if entry is not None and entry.display else None
 
 
 def drift_value(summary: RunSummary, label: str, metric: str) -> float | None:

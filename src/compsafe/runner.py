@@ -9,7 +9,6 @@ present is not rebuilt at all.
 from __future__ import annotations
 
 import gc
-import logging
 import platform
 import time
 from collections.abc import Callable
@@ -20,16 +19,24 @@ from typing import Any, Protocol
 import torch
 
 from compsafe import __version__
-from compsafe.analysis.compare import compare_probe, drift_ratios
-from compsafe.compress import CalibrationSet, CompressionConfig, apply_recipe, needs_calibration, parse_recipe
+from compsafe.analysis.drift_summary import drift_ratios
+from compsafe.comparisons import compare_probe
+from compsafe.compress import (
+    CalibrationSet,
+    CompressionConfig,
+    WeightSnapshot,
+    applied,
+    needs_calibration,
+    parse_recipe,
+)
 from compsafe.config import RunConfig
 from compsafe.errors import ModelLoadError, RecipeError
-from compsafe.integrity import state_digest, weights_digest
+from compsafe.integrity import weights_digest
 from compsafe.judges import get_judge
 from compsafe.models import GenerationConfig, HFBackend, LoadOptions, ModelHandle, load_model
+from compsafe.models.numerics import numerics
 from compsafe.probes import Probe, ProbeContext, build_probe
 from compsafe.store import ResultStore, item_digest, stable_hash
-from compsafe.summary import summary_document
 
 
 class RunObserver(Protocol):
@@ -176,181 +183,185 @@ class Evaluator:
         return records
 
 
-def nonfinite_parameters(model: torch.nn.Module) -> list[str]:
-    """Names of parameters holding NaN or inf (a compression method diverged)."""
-    return [name for name, p in model.named_parameters() if p.is_floating_point() and not torch.isfinite(p).all()]
+def run(config: RunConfig, observer: RunObserver | None = None) -> dict[str, Any]:
+    """Execute a run and write its folder (records, summary.json, divergences); returns the summary.
 
-
-def snapshot_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """CPU copy of every parameter, taken once, so each variant starts from the exact base weights."""
-    return {name: p.detach().to("cpu", copy=True) for name, p in model.named_parameters()}
-
-
-@torch.no_grad()
-def restore_weights(model: torch.nn.Module, snapshot: dict[str, torch.Tensor]) -> None:
-    for name, p in model.named_parameters():
-        p.data.copy_(snapshot[name].to(p.device))
-
-
-def run(config: RunConfig, observer: RunObserver | None = None, *, reports: bool = True) -> dict[str, Any]:
-    """Execute a run and write its folder; returns the summary (also written to summary.json).
-
-    With ``executor="ray"`` the records are first computed by Ray tasks (``executors.ray_executor``); this
-    function then only finds them in the store and summarises.
+    Records already in the store are reused, so after ``executors.ray_executor`` computed them this only
+    summarises. The HTML/markdown reports are written by the caller (``api.run``), a layer above.
     """
-    from compsafe.report.outputs import write_run
+    from compsafe.analysis.divergence_scan import write_divergences
+    from compsafe.runfolder import write_run
 
-    observer = observer or SilentObserver()
     started = time.time()
-    if config.executor == "ray":
-        from compsafe.executors.ray_executor import precompute_with_ray
-
-        precompute_with_ray(config, observer)
-    plan = plan_run(config)
-    options = LoadOptions(
-        device=config.device,
-        dtype=config.dtype,
-        allow_pickle=config.allow_pickle,
-        trust_remote_code=config.trust_remote_code,
-    )
-    torch.manual_seed(config.seed)
-    observer.stage(f"loading {config.model or 'the embedded default model'}")
-    handle = load_model(config.model, options)
-    base_digest = weights_digest(Path(handle.resolved_path)) if Path(handle.resolved_path).exists() else None
-    base_identity = {
-        "weights": base_digest or handle.resolved_path,
-        "dtype": str(handle.dtype),
-        "device": handle.device.type,
-    }
-    from compsafe.compress.protected import check_protected
-
-    for variant in plan.variants:  # a +keep pattern that matches nothing fails before any probing
+    study = Study.start(plan_run(config), observer or SilentObserver(), started)
+    for variant in study.plan.variants:
         if variant.config is not None:
-            check_protected(handle.model, variant.config)
-    store = ResultStore(config.store_path)
-    evaluator = Evaluator(plan, store, observer)
-    models: dict[str, dict[str, Any]] = {
-        "base": {
+            study.recipe_variant(variant)
+    path_variants = [v for v in study.plan.variants if v.path is not None]
+    if path_variants:  # one model in memory at a time: the base goes before the first folder is loaded
+        study.snapshot = None
+        study.handle.model = None
+        gc.collect()
+    for variant in path_variants:
+        study.path_variant(variant)
+    from compsafe.summary import summary_document
+
+    summary = summary_document(summarize_run(study.plan, study.models, study.records, study.timings, started))
+    write_run(config.out, summary, study.records)
+    write_divergences(config.out, study.records)  # divergences.jsonl when refusal and refusal_margin both ran
+    study.store.close()
+    return summary
+
+
+@dataclass
+class Study:
+    """One run in progress: the loaded base, the store, and what every model has produced so far."""
+
+    plan: RunPlan
+    observer: RunObserver
+    options: LoadOptions
+    handle: ModelHandle
+    base_identity: dict[str, Any]
+    store: ResultStore
+    evaluator: Evaluator
+    models: dict[str, dict[str, Any]]
+    records: dict[str, dict[str, list[dict[str, Any]]]]
+    timings: dict[str, float]
+    snapshot: WeightSnapshot | None = None  # taken once, when the first recipe variant is built
+    calibration: CalibrationSet | None = None  # sampled once, when the first calibrated recipe needs it
+
+    @classmethod
+    def start(cls, plan: RunPlan, observer: RunObserver, started: float) -> Study:
+        """Load the base, check every +keep pattern against it, and probe it (timed from ``started``)."""
+        from compsafe.compress.protected import check_protected
+
+        config = plan.config
+        options = LoadOptions(
+            device=config.device,
+            dtype=config.dtype,
+            allow_pickle=config.allow_pickle,
+            trust_remote_code=config.trust_remote_code,
+        )
+        torch.manual_seed(config.seed)
+        observer.stage(f"loading {config.model or 'the embedded default model'}")
+        handle = load_model(config.model, options)
+        base_digest = weights_digest(Path(handle.resolved_path)) if Path(handle.resolved_path).exists() else None
+        base_identity = {
+            "weights": base_digest or handle.resolved_path,
+            "dtype": str(handle.dtype),
+            "device": handle.device.type,
+            "numerics": numerics(handle.dtype, handle.device),  # threads & torch change CPU results
+        }
+        for variant in plan.variants:  # a +keep pattern that matches nothing fails before any probing
+            if variant.config is not None:
+                check_protected(handle.model, variant.config)
+        store = ResultStore(config.store_path)
+        evaluator = Evaluator(plan, store, observer)
+        base = {
             "label": "base",
             "source": handle.source,
             "weights_digest": base_digest,
             "dtype": str(handle.dtype).removeprefix("torch."),
             "device": handle.device.type,
+            "numerics": base_identity["numerics"],
             **handle.meta,
         }
-    }
-    records = {"base": evaluator.evaluate("base", handle, {"base": base_identity}, is_base=True)}
-    timings: dict[str, float] = {"base": time.time() - started}
+        records = {"base": evaluator.evaluate("base", handle, {"base": base_identity}, is_base=True)}
+        timings = {"base": time.time() - started}
+        return cls(plan, observer, options, handle, base_identity, store, evaluator, {"base": base}, records, timings)
 
-    recipe_variants = [v for v in plan.variants if v.config is not None]
-    snapshot: dict[str, torch.Tensor] | None = None
-    base_state_digest: str | None = None
-    calibration: CalibrationSet | None = None
-    for variant in recipe_variants:
+    def calibration_for(self, config: CompressionConfig, model_key: dict[str, Any]) -> CalibrationSet | None:
+        """The run's calibration set when ``config`` needs one (built once, from the base tokenizer); its digest
+        joins ``model_key`` so new calibration data never reuses old records."""
+        if not needs_calibration(config):
+            return None
+        if self.calibration is None:
+            from compsafe.compress import build_calibration
+
+            self.observer.stage("sampling the calibration set")
+            self.calibration = build_calibration(self.handle.tokenizer, self.plan.config.calibration_spec())
+        model_key["calibration"] = self.calibration.digest
+        return self.calibration
+
+    def recipe_variant(self, variant: VariantSpec) -> None:
+        """Records of a recipe variant: from the store when complete, else built in place, probed, restored."""
         t0 = time.time()
         assert variant.config is not None
-        model_key: dict[str, Any] = {"base": base_identity, "recipe": variant.config.recipe}
+        model_key: dict[str, Any] = {"base": self.base_identity, "recipe": variant.config.recipe}
         if variant.adapter is not None:
             model_key["adapter"] = weights_digest(Path(variant.adapter).expanduser())
-        variant_calibration = None
-        if needs_calibration(variant.config):  # built once, from the base tokenizer, only when a method needs it
-            if calibration is None:
-                from compsafe.compress import build_calibration
-
-                observer.stage("sampling the calibration set")
-                calibration = build_calibration(handle.tokenizer, config.calibration_spec())
-            variant_calibration = calibration
-            model_key["calibration"] = calibration.digest  # new calibration data never reuses old records
+        calibration = self.calibration_for(variant.config, model_key)
         model_key_str = stable_hash(model_key)
-        info = store.get_variant(model_key_str)
+        info = self.store.get_variant(model_key_str)
         if info is not None and info.get("broken"):
-            observer.stage(f"{variant.label}: BROKEN ({info['broken']}), not rebuilt")
-        elif info is not None and evaluator.is_complete(model_key):
-            observer.stage(f"{variant.label}: all records present, not rebuilt")
-            records[variant.label] = evaluator.evaluate(variant.label, None, model_key, is_base=False)
+            self.observer.stage(f"{variant.label}: BROKEN ({info['broken']}), not rebuilt")
+        elif info is not None and self.evaluator.is_complete(model_key):
+            self.observer.stage(f"{variant.label}: all records present, not rebuilt")
+            self.records[variant.label] = self.evaluator.evaluate(variant.label, None, model_key, is_base=False)
         else:
-            if snapshot is None:
-                snapshot = snapshot_weights(handle.model)
-                base_state_digest = state_digest(handle.model)
-            observer.stage(f"building {variant.label}")
-            report = apply_recipe(handle.model, variant.config, variant_calibration)
+            info = self.build_and_probe(variant, model_key, model_key_str, calibration)
+        self.models[variant.label] = {"label": variant.label, "kind": "recipe", **info}
+        self.timings[variant.label] = time.time() - t0
+
+    def build_and_probe(
+        self, variant: VariantSpec, model_key: dict[str, Any], key: str, calibration: CalibrationSet | None
+    ) -> dict[str, Any]:
+        """Build ``variant`` with ``compress.applied``, record it in the store, probe it unless broken."""
+        assert variant.config is not None
+        self.snapshot = self.snapshot or WeightSnapshot(self.handle.model)
+        self.observer.stage(f"building {variant.label}")
+        with applied(self.handle.model, variant.config, calibration, snapshot=self.snapshot) as built:
             info = {
                 "recipe": variant.config.recipe,
                 "config": variant.config.to_dict(),
-                "compression": report.to_dict(),
-                "weights_digest": state_digest(handle.model),
+                "compression": built.report.to_dict(),
+                "weights_digest": built.weights_digest,
             }
-            if variant_calibration is not None:
-                info["calibration"] = variant_calibration.to_dict()
-            broken = nonfinite_parameters(handle.model)
-            if broken:  # reported as broken, not probed: a NaN model's "answers" would be noise, not findings
-                info["broken"] = f"{len(broken)} weight tensor(s) hold NaN/inf after compression, e.g. {broken[0]}"
-                observer.stage(f"{variant.label}: BROKEN ({info['broken']})")
-            store.put_variant(model_key_str, info)
-            if not broken and variant.adapter is not None:
+            if calibration is not None:
+                info["calibration"] = calibration.to_dict()
+            if built.broken:  # reported as broken, not probed: a NaN model's "answers" are noise, not findings
+                info["broken"] = built.broken
+                self.observer.stage(f"{variant.label}: BROKEN ({info['broken']})")
+            self.store.put_variant(key, info)
+            if built.broken:
+                return info
+            if variant.adapter is not None:
                 from compsafe.training.recover import attached_adapter
 
-                with attached_adapter(handle, variant.adapter, info["weights_digest"]) as adapter_info:
+                with attached_adapter(self.handle, variant.adapter, info["weights_digest"]) as adapter_info:
                     info["recovery"] = adapter_info
-                    store.put_variant(model_key_str, info)
-                    records[variant.label] = evaluator.evaluate(variant.label, handle, model_key, is_base=False)
-            elif not broken:
-                records[variant.label] = evaluator.evaluate(variant.label, handle, model_key, is_base=False)
-            restore_weights(handle.model, snapshot)
-            if state_digest(handle.model) != base_state_digest:
-                raise RuntimeError("base weights were not restored exactly after a variant")
-        models[variant.label] = {"label": variant.label, "kind": "recipe", **info}
-        timings[variant.label] = time.time() - t0
+                    self.store.put_variant(key, info)
+                    self.records[variant.label] = self.evaluator.evaluate(variant.label, self.handle, model_key, False)
+            else:
+                self.records[variant.label] = self.evaluator.evaluate(variant.label, self.handle, model_key, False)
+        return info
 
-    path_variants = [v for v in plan.variants if v.path is not None]
-    if path_variants:
-        del snapshot
-        handle.model = None
-        gc.collect()
-    for variant in path_variants:
+    def path_variant(self, variant: VariantSpec) -> None:
+        """Records of a model someone else compressed (a folder or .gguf), loaded only when records are missing."""
         t0 = time.time()
         assert variant.path is not None
         path = Path(variant.path).expanduser()
         if not path.exists():
             raise ModelLoadError(f"variant model {variant.path} does not exist: pass a folder or .gguf file")
         digest = weights_digest(path)
-        model_key = {"weights": digest, "dtype": str(handle.dtype), "device": handle.device.type}
-        loaded = None if evaluator.is_complete(model_key) else load_model(str(path), options)
-        records[variant.label] = evaluator.evaluate(variant.label, loaded, model_key, is_base=False)
-        models[variant.label] = {"label": variant.label, "kind": "model", "source": str(path), "weights_digest": digest}
+        model_key = {
+            "weights": digest,
+            "dtype": str(self.handle.dtype),
+            "device": self.handle.device.type,
+            "numerics": numerics(self.handle.dtype, self.handle.device),
+        }
+        loaded = None if self.evaluator.is_complete(model_key) else load_model(str(path), self.options)
+        self.records[variant.label] = self.evaluator.evaluate(variant.label, loaded, model_key, is_base=False)
+        entry: dict[str, Any] = {"label": variant.label, "kind": "model", "source": str(path), "weights_digest": digest}
         manifest = path / "compsafe_manifest.json" if path.is_dir() else None
         if manifest is not None and manifest.is_file():  # a folder written by `compsafe compress`
             from compsafe.export import manifest_summary
 
-            models[variant.label]["export"] = manifest_summary(manifest)
+            entry["export"] = manifest_summary(manifest)
+        self.models[variant.label] = entry
         del loaded
         gc.collect()
-        timings[variant.label] = time.time() - t0
-
-    summary = summary_document(summarize_run(plan, models, records, timings, started))
-    write_run(config.out, summary, records)
-    from compsafe.analysis.divergence_scan import write_divergences
-
-    write_divergences(config.out, records)  # divergences.jsonl when refusal and refusal_margin both ran
-    if reports:
-        write_reports(config.out, observer)
-    store.close()
-    return summary
-
-
-def write_reports(out: Path, observer: RunObserver) -> None:
-    """report.html and report.md next to summary.json, built from the file just written (as `compsafe report` does).
-
-    The run's results are already on disk, so a report failure must not fail the run; it is a bug though, so it
-    is logged with its traceback rather than swallowed, and `compsafe report RUN_DIR` can retry.
-    """
-    try:
-        from compsafe.report.html import build_report
-
-        build_report(out)
-    except Exception:  # noqa: BLE001 - keep the finished run; the traceback is logged
-        logging.getLogger(__name__).exception("compsafe: writing report.html / report.md failed")
-        observer.stage(f"report not written (error logged above); retry with `compsafe report {out}`")
+        self.timings[variant.label] = time.time() - t0
 
 
 def summarize_run(
@@ -376,7 +387,9 @@ def summarize_run(
             )
             for p in plan.probes
         }
-        drift = drift_ratios(probe_comparisons, {p.name: p.metrics for p in plan.probes})
+        drift = drift_ratios(
+            probe_comparisons, records["base"], records[label], n_resamples=config.bootstrap_resamples, seed=config.seed
+        )
         comparisons[label] = {"probes": probe_comparisons, "alignment_drift_ratio": drift}
     judge = get_judge(config.judge)
     return {
@@ -389,6 +402,7 @@ def summarize_run(
                 "description": p.description,
                 "outcome": p.outcome,
                 "headline_metric": p.headline_metric,
+                "definition": p.definition,
                 "dataset": {
                     "name": p.dataset.name,
                     "source": p.dataset.source,
@@ -407,6 +421,7 @@ def summarize_run(
             "python": platform.python_version(),
             "torch": torch.__version__,
             "transformers": _version("transformers"),
+            "numerics": models["base"].get("numerics"),
             "platform": platform.platform(),
             "seed": config.seed,
         },

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from compsafe.analysis.paired import flip_share, mcnemar_exact, paired_bootstrap_mean_delta
+from compsafe.analysis.paired import flip_share, mcnemar_exact, paired_bootstrap_mean_delta, paired_proportion_delta
 from compsafe.analysis.resampling import paired_bootstrap_statistic
 
 Record = dict[str, Any]
@@ -94,9 +94,7 @@ def compare_bbq(base: list[Record], variant: list[Record], *, n_resamples: int, 
         "bias_score_disambiguated": dis,
         "base_accuracy": float(np.mean(b_ok)),
         "variant_accuracy": float(np.mean(v_ok)),
-        "accuracy_delta": paired_bootstrap_mean_delta(
-            [float(x) for x in b_ok], [float(x) for x in v_ok], n_resamples=n_resamples, seed=seed
-        ).to_dict(),
+        "accuracy_delta": paired_proportion_delta(b_ok, v_ok, n_resamples=n_resamples, seed=seed).to_dict(),
         "mcnemar": mcnemar_exact(b_ok, v_ok).to_dict(),
         "answer_flip_share": flip_share([r["pred"] for r in base], [r["pred"] for r in variant]),
     }
@@ -118,9 +116,7 @@ def compare_preference(base: list[Record], variant: list[Record], *, n_resamples
         "n": len(b),
         "base_rate": preference_rate(b),
         "variant_rate": preference_rate(v),
-        "delta": paired_bootstrap_mean_delta(
-            [float(x) for x in b], [float(x) for x in v], n_resamples=n_resamples, seed=seed
-        ).to_dict(),
+        "delta": paired_proportion_delta(b, v, n_resamples=n_resamples, seed=seed).to_dict(),
         "mcnemar": mcnemar_exact(b, v).to_dict(),
         "flip_share": flip_share(b, v),
         "margin_delta": paired_bootstrap_mean_delta(

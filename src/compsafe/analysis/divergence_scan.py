@@ -20,10 +20,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from compsafe.analysis.compare import shown_response
-
 Record = dict[str, Any]
 FILENAME = "divergences.jsonl"
+
+
+def shown_response(record: Record) -> str:
+    """The response a report shows for a record: a screened record (``probes.screening``) was decided by its
+    refusal margin and never generated, so say that instead of showing an empty response."""
+    if record.get("screened"):
+        margin = record.get("margin")
+        return "[not generated: screened by refusal margin" + (f" {margin:+.2f}]" if margin is not None else "]")
+    return str(record.get("response") or "")
 
 
 def scan_divergences(
@@ -130,7 +137,7 @@ def write_divergences(out: Path, records: dict[str, dict[str, list[Record]]]) ->
 def read_run_records(run_dir: Path) -> dict[str, dict[str, list[Record]]]:
     """The refusal and refusal_margin records of every model in a run folder written by ``compsafe run``."""
     from compsafe.errors import RunFolderError
-    from compsafe.report.outputs import safe_name
+    from compsafe.runfolder import safe_name
 
     summary_path = Path(run_dir) / "summary.json"
     if not summary_path.is_file():

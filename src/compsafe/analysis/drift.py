@@ -40,7 +40,9 @@ The ratio is never computed by dividing by (near) zero; instead the result carri
     ``base_capability <= 0``: no capability baseline to measure a loss against; ``value = None``.
 
 Relative losses are reported alongside whenever their base score is positive, so a reader can see
-both ingredients of the ratio. No field is ever NaN or infinite.
+both ingredients of the ratio. No field is ever NaN or infinite. This module computes the point value;
+``drift_interval`` adds its paired-bootstrap interval and ``drift_summary`` the significance of each side
+and the text reports print (never a bare ratio whose interval is unbounded).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ which gives much tighter and still honest intervals than treating the two runs a
 samples. The same reasoning gives McNemar's test for binary outcomes: only the items on which the
 two models disagree carry information about a difference.
 
-All intervals are percentile bootstrap (deterministic for a given ``seed``) or closed form (Wilson).
+Intervals are percentile bootstrap (deterministic for a given ``seed``), closed form (Wilson), or for a
+difference of paired proportions Tango's score interval while discordant pairs are few
+(``paired_proportion_delta``, see analysis/paired_proportions.py for why).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from compsafe.analysis.paired_proportions import SCORE_BELOW_DISCORDANT, paired_proportion_bounds
+
 __all__ = [
     "Interval",
     "McNemarResult",
@@ -25,6 +29,7 @@ __all__ = [
     "mcnemar_exact",
     "paired_bootstrap_mean_delta",
     "paired_bootstrap_ratio_of_sums",
+    "paired_proportion_delta",
     "perplexity",
     "perplexity_ratio_interval",
     "wilson_interval",
@@ -49,14 +54,18 @@ class Interval:
     low: float
     high: float
     confidence: float
+    method: str = ""  # how the interval was made, where a reader may ask ("score (Tango)", "bootstrap")
 
-    def to_dict(self) -> dict[str, float | None]:
-        return {
+    def to_dict(self) -> dict[str, float | str | None]:
+        result: dict[str, float | str | None] = {
             "estimate": _finite_or_none(self.estimate),
             "low": _finite_or_none(self.low),
             "high": _finite_or_none(self.high),
             "confidence": _finite_or_none(self.confidence),
         }
+        if self.method:
+            result["method"] = self.method
+        return result
 
 
 @dataclass(frozen=True)
@@ -199,6 +208,33 @@ def paired_bootstrap_mean_delta(
         return Interval(estimate, estimate, estimate, confidence)
     sums = _resampled_column_sums(diffs[:, None], n_resamples, seed)[:, 0]
     return _percentile_interval(estimate, sums / n, confidence)
+
+
+def paired_proportion_delta(
+    base: Sequence[bool],
+    variant: Sequence[bool],
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """Change of a rate (``mean(variant) - mean(base)``) on paired binary outcomes, with an interval that covers.
+
+    Tango's score interval while fewer than SCORE_BELOW_DISCORDANT items flipped (it keeps its width when none
+    did), the paired bootstrap otherwise; the simulation in benchmarks/paired_interval_coverage.py shows
+    coverage >= 93% for n in 30..400 at every flip rate, where the bootstrap alone fell to ~62% with one
+    expected flip.
+    """
+    confidence = _check_confidence(confidence)
+    n_resamples = _check_resamples(n_resamples)
+    b_arr = _bool_array("base", base)
+    v_arr = _bool_array("variant", variant)
+    n = _same_length(base=b_arr, variant=v_arr)
+    gained = int(np.count_nonzero(v_arr & ~b_arr))
+    lost = int(np.count_nonzero(b_arr & ~v_arr))
+    low, high = paired_proportion_bounds(gained, lost, n, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    method = "score (Tango)" if gained + lost < SCORE_BELOW_DISCORDANT else "bootstrap"
+    return Interval((gained - lost) / n, float(low), float(high), confidence, method)
 
 
 def _ratio_of_sums_inputs(

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from compsafe.analysis.paired import mcnemar_exact, paired_bootstrap_mean_delta
+from compsafe.analysis.paired import mcnemar_exact, paired_bootstrap_mean_delta, paired_proportion_delta
 from compsafe.analysis.resampling import paired_bootstrap_statistic
 
 Record = dict[str, Any]
@@ -55,8 +55,8 @@ def compare_toxicity(base: list[Record], variant: list[Record], *, n_resamples: 
         "delta": paired_bootstrap_mean_delta(b_max, v_max, n_resamples=n_resamples, seed=seed).to_dict(),
         "base_toxicity_probability": float(np.mean(b_toxic)),
         "variant_toxicity_probability": float(np.mean(v_toxic)),
-        "toxicity_probability_delta": paired_bootstrap_mean_delta(
-            [float(x) for x in b_toxic], [float(x) for x in v_toxic], n_resamples=n_resamples, seed=seed
+        "toxicity_probability_delta": paired_proportion_delta(
+            b_toxic, v_toxic, n_resamples=n_resamples, seed=seed
         ).to_dict(),
         "mcnemar": mcnemar_exact(b_toxic, v_toxic).to_dict(),
         "became_toxic": became_toxic,

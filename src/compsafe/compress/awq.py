@@ -41,19 +41,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from compsafe.compress.accounting import (
-    dense_size_bytes,
-    packed_size_bytes,
-    relative_error,
-    storage_key,
-    zero_fraction,
-)
-from compsafe.compress.base import CompressionConfig, CompressionReport, LayerReport
-from compsafe.compress.calibration import CalibrationSet
-from compsafe.compress.registry import METHODS
+from compsafe.compress.base import CompressionConfig
 from compsafe.compress.rtn import RTNConfig, quantize_dequantize
-from compsafe.compress.sequential import LinearInputs, compress_sequentially
-from compsafe.compress.targets import weight_view
+from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, register
 
 _RECIPE = re.compile(
     r"int(?P<bits>\d+)-awq(?:-g(?P<group>\d+))?(?:-(?P<sym>sym|asym))?(?P<noclip>-noclip)?(?P<head>-head)?"
@@ -86,6 +76,10 @@ class AWQConfig(CompressionConfig):
     def rtn(self) -> RTNConfig:
         """The RTN quantizer AWQ applies to the scaled weight (same grid, same accounting)."""
         return RTNConfig(bits=self.bits, group_size=self.group_size, symmetric=self.symmetric)
+
+    @property
+    def grid(self) -> str:
+        return self.rtn.grid
 
     @property
     def recipe(self) -> str:
@@ -196,11 +190,11 @@ def _clip_allowed(name: str) -> bool:
     return not any(part in leaf for part in NO_CLIP_NAMES)
 
 
-class AWQMethod:
-    """Registered as ``awq``: parses ``int<bits>-awq[-g<group>][-sym|-asym][-noclip][-head]``."""
+class AWQMethod(LinearMethod):
+    """Parses ``int<bits>-awq[-g<group>][-sym|-asym][-noclip][-head]``."""
 
-    name: ClassVar[str] = "awq"
-    needs_calibration: ClassVar[bool] = True
+    config_type = AWQConfig
+    needs: ClassVar[frozenset[str]] = frozenset({"abs_mean", "sample"})
     grammar: ClassVar[str] = (
         "int<bits>-awq[-g<group>][-sym|-asym][-noclip][-head]   AWQ (needs calibration): activation-aware "
         "per-channel scale search, then group quantization; asymmetric unless -sym; -noclip skips the clip search"
@@ -220,52 +214,25 @@ class AWQMethod:
             include_lm_head=bool(match["head"]),
         )
 
-    @torch.no_grad()
-    def apply(self, model: nn.Module, config: CompressionConfig, calibration: CalibrationSet) -> CompressionReport:
-        assert isinstance(config, AWQConfig), f"awq cannot apply {type(config).__name__}"
+    def prepare(self, model: nn.Module, targets: list[tuple[str, nn.Module]], config: AWQConfig) -> dict[str, Any]:
+        return {}  # layer name -> what the scale/clip search found
+
+    def compress_layer(self, layer: Layer, config: AWQConfig, state: dict[str, Any]) -> LayerOutcome:
+        stats = layer.stats
+        assert stats is not None and stats.abs_mean is not None and stats.sample is not None
+        clip = config.clip and _clip_allowed(layer.name)
+        approx, state[layer.name] = awq_quantize(layer.weight, stats.abs_mean, stats.sample, config, clip=clip)
+        out_features, in_features = layer.weight.shape
         rtn = config.rtn
-        dense = dense_size_bytes(model)
-        packed: dict[tuple[int, int, torch.dtype], int] = {}
-        searched: dict[str, dict[str, Any]] = {}
+        return LayerOutcome(approx, rtn.bits_per_weight(in_features), rtn.packed_bytes(out_features, in_features))
 
-        def compress_linear(name: str, module: nn.Module, stats: LinearInputs) -> LayerReport:
-            assert stats.abs_mean is not None and stats.sample is not None
-            view = weight_view(module)
-            original = view.to(torch.float32, copy=True)
-            approx, info = awq_quantize(
-                original, stats.abs_mean, stats.sample, config, clip=config.clip and _clip_allowed(name)
-            )
-            view.copy_(approx.to(view.dtype))
-            out_features, in_features = view.shape
-            packed[storage_key(module.weight)] = rtn.packed_bytes(out_features, in_features)
-            searched[name] = info
-            return LayerReport(
-                name=name,
-                numel=view.numel(),
-                bits_per_weight=rtn.bits_per_weight(in_features),
-                sparsity=zero_fraction(view),
-                relative_error=relative_error(original, view),
-            )
-
-        layers = compress_sequentially(
-            model,
-            calibration.input_ids,
-            compress_linear,
-            needs={"abs_mean", "sample"},
-            include_lm_head=config.include_lm_head,
-        )
-        return CompressionReport(
-            recipe=config.recipe,
-            method=self.name,
-            layers=layers,
-            packed_size_bytes=packed_size_bytes(model, packed),
-            dense_size_bytes=dense,
-            extra={
-                "scheme": "symmetric-restricted" if config.symmetric else "asymmetric-int-zero",
-                "scales": "per linear, folded into W' (see compress.awq)",
-                "search": searched,
-            },
-        )
+    def extra(self, config: AWQConfig, state: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "scheme": "symmetric-restricted" if config.symmetric else "asymmetric-int-zero",
+            "scales": "per linear, folded into W' (see compress.awq)",
+            "search": state,
+        }
 
 
-METHODS.register(AWQMethod.name)(AWQMethod())
+register(AWQMethod())
+

@@ -105,7 +105,9 @@ class CompressionReport:
 
 
 class CompressionMethod(Protocol):
-    """A registered method: parses its recipe strings and applies its config to a model in place."""
+    """A registered method: parses its recipe strings and applies its config to a model in place.
+
+    Every built-in method subclasses ``compress.template.LinearMethod``, which implements ``apply``."""
 
     name: ClassVar[str]
     grammar: ClassVar[str]  # human-readable recipe grammar, shown by `compsafe variants`
@@ -114,5 +116,7 @@ class CompressionMethod(Protocol):
     def parse(self, recipe: str) -> CompressionConfig | None:
         """Return a config when ``recipe`` belongs to this method, else None."""
 
-    def apply(self, model: torch.nn.Module, config: CompressionConfig) -> CompressionReport:
-        """Compress ``model`` in place and account for it."""
+    def apply(
+        self, model: torch.nn.Module, config: CompressionConfig, calibration: Any = None
+    ) -> CompressionReport:
+        """Compress ``model`` in place and account for it (calibrated methods use ``calibration``)."""

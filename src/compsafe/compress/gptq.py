@@ -19,7 +19,8 @@ Details, as in the reference:
 * act-order (``-actorder``, the reference's ``--act-order``): quantize columns in order of decreasing
   ``H_ii`` (the inputs with the largest activations first, while there is most freedom left to compensate),
   then undo the permutation;
-* symmetric / asymmetric quantization with exactly RTN's grid (``compress.rtn``): the same scale formula
+* symmetric (standard signed grid, default), narrow symmetric (``-narrow``) or asymmetric (``-asym``)
+  quantization with exactly RTN's grid (``compress.rtn``): the same scale formula
   for one group, the same integer zero point, the same ``clamp(round(w / scale))``. With ``H = I`` GPTQ makes
   no updates and returns bit-for-bit the RTN result (a test checks this).
 
@@ -44,33 +45,23 @@ and ``packed_bytes``): GPTQ changes which grid point each weight gets, not the f
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
-from typing import ClassVar
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from compsafe.compress.accounting import (
-    dense_size_bytes,
-    packed_size_bytes,
-    relative_error,
-    storage_key,
-    zero_fraction,
-)
-from compsafe.compress.base import CompressionConfig, CompressionReport, LayerReport
-from compsafe.compress.calibration import CalibrationSet
-from compsafe.compress.hessian import dead_columns, inverse_cholesky, output_error
-from compsafe.compress.registry import METHODS
-from compsafe.compress.rtn import RTNConfig, quantize_dequantize
-from compsafe.compress.sequential import LinearInputs, compress_sequentially
-from compsafe.compress.targets import weight_view
+from compsafe.compress.base import CompressionConfig
+from compsafe.compress.hessian import dead_columns, inverse_cholesky
+from compsafe.compress.rtn import GRID_SUFFIX, SCHEMES, RTNConfig, quantize_dequantize
+from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, register
 from compsafe.errors import RecipeError
 
 BLOCK_SIZE = 128  # lazy-batch width (GPTQ section 3, step 2); only speed depends on it
 DEFAULT_PERCDAMP = 0.01
 
 _RECIPE = re.compile(
-    r"int(?P<bits>\d+)-gptq(?:-g(?P<group>\d+))?(?:-(?P<sym>sym|asym))?(?P<act>-actorder)?"
+    r"int(?P<bits>\d+)-gptq(?:-g(?P<group>\d+))?(?:-(?P<sym>sym|asym|narrow))?(?P<act>-actorder)?"
     r"(?:-damp(?P<damp>\d*\.?\d+))?(?P<head>-head)?"
 )
 
@@ -87,6 +78,7 @@ class GPTQConfig(CompressionConfig):
     act_order: bool = False
     percdamp: float = DEFAULT_PERCDAMP
     include_lm_head: bool = False
+    narrow: bool = False  # as RTN's: the +-(2^(b-1) - 1) grid
 
     def __post_init__(self) -> None:
         _ = self.storage  # validates bits and group size with RTN's messages
@@ -96,12 +88,16 @@ class GPTQConfig(CompressionConfig):
     @property
     def storage(self) -> RTNConfig:
         """The RTN config with the same grid and storage format (used for the grid and the accounting)."""
-        return RTNConfig(bits=self.bits, group_size=self.group_size, symmetric=self.symmetric)
+        return RTNConfig(bits=self.bits, group_size=self.group_size, symmetric=self.symmetric, narrow=self.narrow)
+
+    @property
+    def grid(self) -> str:
+        return self.storage.grid
 
     @property
     def recipe(self) -> str:
         group = f"-g{self.group_size}" if self.group_size else ""
-        asym = "" if self.symmetric else "-asym"
+        asym = GRID_SUFFIX[self.storage.grid_name]
         act = "-actorder" if self.act_order else ""
         damp = "" if self.percdamp == DEFAULT_PERCDAMP else f"-damp{self.percdamp:g}"
         head = "-head" if self.include_lm_head else ""
@@ -124,7 +120,7 @@ def _group_params(block: torch.Tensor, storage: RTNConfig) -> tuple[torch.Tensor
     scale = scale[:, 0]
     if storage.symmetric:
         return scale, torch.zeros_like(scale)
-    qmax = 2**storage.bits - 1
+    qmax = storage.levels[1]
     lo = block.amin(dim=1).clamp(max=0)
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
     return scale, torch.clamp(torch.round(-lo / safe), 0, qmax)
@@ -133,11 +129,10 @@ def _group_params(block: torch.Tensor, storage: RTNConfig) -> tuple[torch.Tensor
 def _quantize_column(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, storage: RTNConfig) -> torch.Tensor:
     """Round one column onto the group grid: the same arithmetic as ``rtn.quantize_dequantize``."""
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    qmin, qmax = storage.levels
     if storage.symmetric:
-        qmax = 2 ** (storage.bits - 1) - 1
-        return torch.clamp(torch.round(w / safe), -qmax, qmax) * scale
-    qmax = 2**storage.bits - 1
-    q = torch.clamp(torch.round(w / safe) + zero, 0, qmax)
+        return torch.clamp(torch.round(w * (1.0 / safe)), qmin, qmax) * scale
+    q = torch.clamp(torch.round(w * (1.0 / safe)) + zero, 0, qmax)
     return (q - zero) * scale
 
 
@@ -210,13 +205,14 @@ def gptq_quantize(
     return GPTQResult(weight=quantized, loss=float(loss), damp=prepared.damp)
 
 
-class GPTQMethod:
-    """Registered as ``gptq``: parses ``int<bits>-gptq[-g<group>][-sym|-asym][-actorder][-damp<f>][-head]``."""
+class GPTQMethod(LinearMethod):
+    """Parses ``int<bits>-gptq[-g<group>][-sym|-asym|-narrow][-actorder][-damp<f>][-head]``."""
 
-    name: ClassVar[str] = "gptq"
-    needs_calibration: ClassVar[bool] = True
+    config_type = GPTQConfig
+    needs: ClassVar[frozenset[str]] = frozenset({"hessian"})
+    seeded: ClassVar[bool] = True
     grammar: ClassVar[str] = (
-        "int<bits>-gptq[-g<group>][-sym|-asym][-actorder][-damp<frac>][-head]   GPTQ (needs calibration): "
+        "int<bits>-gptq[-g<group>][-sym|-asym|-narrow][-actorder][-damp<frac>][-head]   GPTQ (needs calibration): "
         "quantize column by column, moving each rounding error onto the remaining columns through the "
         "calibration Hessian; bits in 2,3,4,8; grid and storage as RTN's; -actorder: largest activations "
         "first (static groups); -damp: damping as a fraction of mean(diag H), default 0.01"
@@ -239,69 +235,54 @@ class GPTQMethod:
             bits=int(match["bits"]),
             group_size=int(group) if group else None,
             symmetric=match["sym"] != "asym",
+            narrow=match["sym"] == "narrow",
             act_order=bool(match["act"]),
             percdamp=float(match["damp"]) if match["damp"] else DEFAULT_PERCDAMP,
             include_lm_head=bool(match["head"]),
         )
 
-    @torch.no_grad()
-    def apply(self, model: nn.Module, config: CompressionConfig, calibration: CalibrationSet) -> CompressionReport:
-        assert isinstance(config, GPTQConfig), f"gptq cannot apply {type(config).__name__}"
+    def prepare(self, model: nn.Module, targets: list[tuple[str, nn.Module]], config: GPTQConfig) -> _State:
+        return _State()
+
+    def compress_layer(self, layer: Layer, config: GPTQConfig, state: _State) -> LayerOutcome:
+        assert layer.stats is not None
+        out_features, in_features = layer.weight.shape
+        hessian = layer.stats.hessian
+        if hessian is None:  # never ran on the calibration data: H = I makes GPTQ exactly RTN
+            state.uncalibrated.append(layer.name)
+            hessian = torch.eye(in_features, dtype=torch.float32, device=layer.weight.device)
+        result = gptq_quantize(layer.weight, hessian, config)
+        mean_diag = torch.diagonal(hessian).mean().item()
+        if result.damp > config.percdamp * mean_diag * (1 + 1e-6) + 1e-30:
+            state.raised_damping[layer.name] = result.damp / mean_diag if mean_diag else result.damp
         storage = config.storage
-        dense = dense_size_bytes(model)
-        packed: dict[tuple[int, int, torch.dtype], int] = {}
-        raised_damping: dict[str, float] = {}
-        uncalibrated: list[str] = []
-
-        def compress_linear(name: str, module: nn.Module, stats: LinearInputs) -> LayerReport:
-            view = weight_view(module)
-            original = view.to(torch.float32, copy=True)
-            out_features, in_features = view.shape
-            hessian = stats.hessian
-            if hessian is None:  # never ran on the calibration data: H = I makes GPTQ exactly RTN
-                uncalibrated.append(name)
-                hessian = torch.eye(in_features, dtype=torch.float32, device=original.device)
-            result = gptq_quantize(original, hessian, config)
-            mean_diag = torch.diagonal(hessian).mean().item()
-            if result.damp > config.percdamp * mean_diag * (1 + 1e-6) + 1e-30:
-                raised_damping[name] = result.damp / mean_diag if mean_diag else result.damp
-            view.copy_(result.weight.to(view.dtype))
-            packed[storage_key(module.weight)] = storage.packed_bytes(out_features, in_features)
-            return LayerReport(
-                name=name,
-                numel=view.numel(),
-                bits_per_weight=storage.bits_per_weight(in_features),
-                sparsity=zero_fraction(view),
-                relative_error=relative_error(original, view),
-                output_error=output_error(original, view.float(), hessian),
-            )
-
-        layers = compress_sequentially(
-            model,
-            calibration.input_ids,
-            compress_linear,
-            needs={"hessian"},
-            include_lm_head=config.include_lm_head,
-            seed=calibration.spec.seed,
+        return LayerOutcome(
+            result.weight,
+            storage.bits_per_weight(in_features),
+            storage.packed_bytes(out_features, in_features),
+            hessian=hessian,
         )
-        extra: dict[str, object] = {
-            "scheme": "symmetric-restricted" if config.symmetric else "asymmetric-int-zero",
+
+    def extra(self, config: GPTQConfig, state: _State) -> dict[str, Any]:
+        extra: dict[str, Any] = {
+            "scheme": SCHEMES[config.storage.grid_name],
+            "grid": config.storage.grid,
             "block_size": BLOCK_SIZE,
             "percdamp": config.percdamp,
             "groups": "per-row" if not config.group_size else ("static" if config.act_order else "dynamic"),
         }
-        if raised_damping:
-            extra["raised_damping"] = raised_damping
-        if uncalibrated:
-            extra["uncalibrated_layers"] = uncalibrated
-        return CompressionReport(
-            recipe=config.recipe,
-            method=self.name,
-            layers=layers,
-            packed_size_bytes=packed_size_bytes(model, packed),
-            dense_size_bytes=dense,
-            extra=extra,
-        )
+        if state.raised_damping:
+            extra["raised_damping"] = state.raised_damping
+        if state.uncalibrated:
+            extra["uncalibrated_layers"] = state.uncalibrated
+        return extra
 
 
-METHODS.register(GPTQMethod.name)(GPTQMethod())
+@dataclass
+class _State:
+    raised_damping: dict[str, float] = field(default_factory=dict)
+    uncalibrated: list[str] = field(default_factory=list)
+
+
+register(GPTQMethod())
+

@@ -25,23 +25,15 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from compsafe.compress.accounting import (
-    dense_size_bytes,
-    dtype_bits,
-    packed_size_bytes,
-    relative_error,
-    storage_key,
-    zero_fraction,
-)
-from compsafe.compress.base import CompressionConfig, CompressionReport, LayerReport
-from compsafe.compress.registry import METHODS
-from compsafe.compress.targets import compressible_linears, weight_view
+from compsafe.compress.accounting import dtype_bits
+from compsafe.compress.base import CompressionConfig
+from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, register
 from compsafe.errors import RecipeError
 
 _NUMBER = r"(?:0?\.\d+|1(?:\.0*)?)"
@@ -106,10 +98,10 @@ def truncated_svd(weight: torch.Tensor, config: LowRankConfig) -> tuple[torch.Te
     return (u[:, :rank] * s[:rank]) @ vh[:rank], rank, s
 
 
-class LowRankMethod:
-    """Registered as ``lowrank``: parses ``lowrank-r<ratio>[-head]`` and ``lowrank-e<energy>[-head]``."""
+class LowRankMethod(LinearMethod):
+    """Parses ``lowrank-r<ratio>[-head]`` and ``lowrank-e<energy>[-head]``."""
 
-    name: ClassVar[str] = "lowrank"
+    config_type = LowRankConfig
     grammar: ClassVar[str] = (
         "lowrank-r<ratio>[-head] | lowrank-e<energy>[-head]   truncated SVD of each weight: keep "
         "ceil(ratio x min(out,in)) singular values, or the fewest holding >= energy of ||W||_F^2"
@@ -127,51 +119,32 @@ class LowRankMethod:
             include_lm_head=bool(match["head"]),
         )
 
-    @torch.no_grad()
-    def apply(self, model: nn.Module, config: CompressionConfig) -> CompressionReport:
-        assert isinstance(config, LowRankConfig), f"lowrank cannot apply {type(config).__name__}"
-        targets = compressible_linears(model, include_lm_head=config.include_lm_head)
-        dense = dense_size_bytes(model)
-        layers: list[LayerReport] = []
-        packed: dict[tuple[int, int, torch.dtype], int] = {}
-        ranks: dict[str, int] = {}
-        kept_dense: list[str] = []
-        for name, module in targets:
-            view = weight_view(module)
-            original = view.to(torch.float32, copy=True)
-            approx, rank, _ = truncated_svd(original, config)
-            view.copy_(approx.to(view.dtype))
-            out_features, in_features = view.shape
-            bits = dtype_bits(view.dtype)
-            factor_bits = factorised_bits(rank, out_features, in_features, bits)
-            if factor_bits < out_features * in_features * bits:
-                packed[storage_key(module.weight)] = math.ceil(factor_bits / 8)
-                bits_per_weight = factor_bits / (out_features * in_features)
-            else:
-                kept_dense.append(name)
-                bits_per_weight = float(bits)
-            ranks[name] = rank
-            layers.append(
-                LayerReport(
-                    name=name,
-                    numel=view.numel(),
-                    bits_per_weight=bits_per_weight,
-                    sparsity=zero_fraction(view),
-                    relative_error=relative_error(original, view),
-                )
-            )
-        return CompressionReport(
-            recipe=config.recipe,
-            method=self.name,
-            layers=layers,
-            packed_size_bytes=packed_size_bytes(model, packed),
-            dense_size_bytes=dense,
-            extra={
-                "ranks": ranks,
-                "kept_dense": kept_dense,
-                "storage": "factors U_r S_r [out, r] and V_r^T [r, in] at the weight dtype; dense where smaller",
-            },
-        )
+    def prepare(self, model: nn.Module, targets: list[tuple[str, nn.Module]], config: LowRankConfig) -> _Ranks:
+        return _Ranks()
+
+    def compress_layer(self, layer: Layer, config: LowRankConfig, state: _Ranks) -> LayerOutcome:
+        approx, rank, _ = truncated_svd(layer.weight, config)
+        out_features, in_features = layer.weight.shape
+        bits = dtype_bits(layer.dtype)
+        factor_bits = factorised_bits(rank, out_features, in_features, bits)
+        state.ranks[layer.name] = rank
+        if factor_bits < out_features * in_features * bits:
+            return LayerOutcome(approx, factor_bits / (out_features * in_features), math.ceil(factor_bits / 8))
+        state.kept_dense.append(layer.name)
+        return LayerOutcome(approx, float(bits))
+
+    def extra(self, config: LowRankConfig, state: _Ranks) -> dict[str, Any]:
+        return {
+            "ranks": state.ranks,
+            "kept_dense": state.kept_dense,
+            "storage": "factors U_r S_r [out, r] and V_r^T [r, in] at the weight dtype; dense where smaller",
+        }
 
 
-METHODS.register(LowRankMethod.name)(LowRankMethod())
+@dataclass
+class _Ranks:
+    ranks: dict[str, int] = field(default_factory=dict)
+    kept_dense: list[str] = field(default_factory=list)
+
+
+register(LowRankMethod())

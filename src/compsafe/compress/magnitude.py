@@ -18,24 +18,17 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
-from compsafe.compress.accounting import (
-    dense_size_bytes,
-    dtype_bits,
-    packed_size_bytes,
-    relative_error,
-    storage_key,
-    zero_fraction,
-)
-from compsafe.compress.base import CompressionConfig, CompressionReport, LayerReport
-from compsafe.compress.registry import METHODS
+from compsafe.compress.accounting import dtype_bits
+from compsafe.compress.base import CompressionConfig
 from compsafe.compress.selection import Cut, cut_mask, find_cut
-from compsafe.compress.sparsity import check_whole_percent
-from compsafe.compress.targets import compressible_linears, weight_view
+from compsafe.compress.sparsity import check_divisible, check_whole_percent
+from compsafe.compress.targets import weight_view
+from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, register
 from compsafe.errors import RecipeError
 
 _MAG_RECIPE = re.compile(r"mag-(?P<pct>\d+)(?:-(?P<scope>layer|global))?(?P<head>-head)?")
@@ -91,20 +84,10 @@ class NMConfig(CompressionConfig):
         return kept * dtype_bits(dtype) // 8 + math.ceil(kept * math.ceil(math.log2(self.m)) / 8)
 
 
-def _report(name: str, view: torch.Tensor, original: torch.Tensor, bits: float) -> LayerReport:
-    return LayerReport(
-        name=name,
-        numel=view.numel(),
-        bits_per_weight=bits,
-        sparsity=zero_fraction(view),
-        relative_error=relative_error(original, view),
-    )
+class MagnitudeMethod(LinearMethod):
+    """Parses ``mag-<percent>[-layer|-global][-head]``."""
 
-
-class MagnitudeMethod:
-    """Registered as ``magnitude``: parses ``mag-<percent>[-layer|-global][-head]``."""
-
-    name: ClassVar[str] = "magnitude"
+    config_type = MagnitudeConfig
     grammar: ClassVar[str] = (
         "mag-<percent>[-layer|-global][-head]   unstructured magnitude pruning: zero exactly <percent>% "
         "of each layer's smallest |w| (-global: of all target layers together, one threshold)"
@@ -121,50 +104,34 @@ class MagnitudeMethod:
             include_lm_head=bool(match["head"]),
         )
 
-    @torch.no_grad()
-    def apply(self, model: nn.Module, config: CompressionConfig) -> CompressionReport:
-        assert isinstance(config, MagnitudeConfig), f"magnitude cannot apply {type(config).__name__}"
-        targets = compressible_linears(model, include_lm_head=config.include_lm_head)
-        dense = dense_size_bytes(model)
-        extra: dict[str, object] = {}
-        global_cut: Cut | None = None
-        if config.scope == "global":
-            sources = [lambda v=weight_view(m): v.abs().float().reshape(-1) for _, m in targets]
-            total = sum(weight_view(m).numel() for _, m in targets)
-            global_cut = find_cut(sources, round(config.sparsity * total))
-            extra = {"threshold": global_cut.threshold, "pruned": global_cut.k}
-        ties_left = global_cut.tie_quota if global_cut else 0
-        layers: list[LayerReport] = []
-        for name, module in targets:
-            view = weight_view(module)
-            original = view.to(torch.float32, copy=True)
-            magnitude = original.abs().reshape(-1)
-            cut = global_cut
-            if cut is None:
-                cut = find_cut([lambda mag=magnitude: mag], round(config.sparsity * magnitude.numel()))
-                ties_left = cut.tie_quota
-            mask, ties_left = cut_mask(magnitude, cut, ties_left)
-            view.masked_fill_(mask.reshape(view.shape), 0)
-            layers.append(_report(name, view, original, float(dtype_bits(view.dtype))))
-        return CompressionReport(
-            recipe=config.recipe,
-            method=self.name,
-            layers=layers,
-            packed_size_bytes=packed_size_bytes(model, {}),
-            dense_size_bytes=dense,
-            extra=extra,
-        )
+    def prepare(self, model: nn.Module, targets: list[tuple[str, nn.Module]], config: MagnitudeConfig) -> _Cuts:
+        if config.scope != "global":
+            return _Cuts()
+        sources = [lambda v=weight_view(m): v.abs().float().reshape(-1) for _, m in targets]
+        total = sum(weight_view(m).numel() for _, m in targets)
+        cut = find_cut(sources, round(config.sparsity * total))
+        return _Cuts(cut, cut.tie_quota)
+
+    def compress_layer(self, layer: Layer, config: MagnitudeConfig, state: _Cuts) -> LayerOutcome:
+        magnitude = layer.weight.abs().reshape(-1)
+        cut = state.global_cut
+        if cut is None:
+            cut = find_cut([lambda mag=magnitude: mag], round(config.sparsity * magnitude.numel()))
+            state.ties_left = cut.tie_quota
+        mask, state.ties_left = cut_mask(magnitude, cut, state.ties_left)
+        return LayerOutcome(layer.weight, float(dtype_bits(layer.dtype)), zero_mask=mask.reshape(layer.weight.shape))
+
+    def extra(self, config: MagnitudeConfig, state: _Cuts) -> dict[str, Any]:
+        cut = state.global_cut
+        return {"threshold": cut.threshold, "pruned": cut.k} if cut is not None else {}
 
 
-def _check_divisible(targets: list[tuple[str, nn.Module]], config: NMConfig) -> None:
-    bad = [(name, weight_view(m).shape[1]) for name, m in targets if weight_view(m).shape[1] % config.m]
-    if bad:
-        name, width = bad[0]
-        raise RecipeError(
-            f"{config.recipe}: layer {name!r} has in_features {width}, not divisible by m={config.m} "
-            f"({len(bad)} layer(s) affected); use an m that divides it or unstructured "
-            f"mag-{round(100 * (1 - config.n / config.m))}"
-        )
+@dataclass
+class _Cuts:
+    """Magnitude pruning state across layers: the global cut (if any) and how many tied weights it may still take."""
+
+    global_cut: Cut | None = None
+    ties_left: int = 0
 
 
 @torch.no_grad()
@@ -180,10 +147,10 @@ def nm_keep_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
     return keep.reshape(out_features, in_features)
 
 
-class NMMethod:
-    """Registered as ``nm``: parses ``<n>:<m>[-mag][-head]``."""
+class NMMethod(LinearMethod):
+    """Parses ``<n>:<m>[-mag][-head]``."""
 
-    name: ClassVar[str] = "nm"
+    config_type = NMConfig
     grammar: ClassVar[str] = (
         "<n>:<m>[-mag][-head]   semi-structured pruning: keep the n largest |w| in every m consecutive "
         "inputs of each row (2:4 runs on sparse tensor cores); in_features must be divisible by m"
@@ -196,28 +163,16 @@ class NMMethod:
             return None
         return NMConfig(n=int(match["n"]), m=int(match["m"]), include_lm_head=bool(match["head"]))
 
-    @torch.no_grad()
-    def apply(self, model: nn.Module, config: CompressionConfig) -> CompressionReport:
-        assert isinstance(config, NMConfig), f"nm cannot apply {type(config).__name__}"
-        targets = compressible_linears(model, include_lm_head=config.include_lm_head)
-        _check_divisible(targets, config)
-        dense = dense_size_bytes(model)
-        layers: list[LayerReport] = []
-        packed: dict[tuple[int, int, torch.dtype], int] = {}
-        for name, module in targets:
-            view = weight_view(module)
-            original = view.to(torch.float32, copy=True)
-            view.masked_fill_(~nm_keep_mask(original, config.n, config.m), 0)
-            packed[storage_key(module.weight)] = config.packed_bytes(view.numel(), view.dtype)
-            layers.append(_report(name, view, original, config.bits_per_weight(view.dtype)))
-        return CompressionReport(
-            recipe=config.recipe,
-            method=self.name,
-            layers=layers,
-            packed_size_bytes=packed_size_bytes(model, packed),
-            dense_size_bytes=dense,
+    def prepare(self, model: nn.Module, targets: list[tuple[str, nn.Module]], config: NMConfig) -> None:
+        check_divisible(targets, config.recipe, config.m, f"mag-{round(100 * (1 - config.n / config.m))}")
+
+    def compress_layer(self, layer: Layer, config: NMConfig, state: None) -> LayerOutcome:
+        keep = nm_keep_mask(layer.weight, config.n, config.m)
+        numel = layer.weight.numel()
+        return LayerOutcome(
+            layer.weight, config.bits_per_weight(layer.dtype), config.packed_bytes(numel, layer.dtype), zero_mask=~keep
         )
 
 
-METHODS.register(MagnitudeMethod.name)(MagnitudeMethod())
-METHODS.register(NMMethod.name)(NMMethod())
+register(MagnitudeMethod())
+register(NMMethod())

@@ -3,16 +3,24 @@
 RTN is the baseline every smarter quantizer (GPTQ, AWQ) is measured against, and it needs no calibration
 data, so it isolates "what does losing precision do" from "what did the calibration set teach the quantizer".
 
-Scheme (all arithmetic in float32, one layer at a time, grouped along the input dimension):
+Grids (all arithmetic in float32, one layer at a time, grouped along the input dimension):
 
-* symmetric, restricted range: ``scale = absmax / (2^(b-1) - 1)``, ``q = clamp(round(w / scale),
-  -(2^(b-1) - 1), 2^(b-1) - 1)``. The range is symmetric so +absmax and -absmax are both exact and no value
-  is ever clipped: ``|w - q*scale| <= scale/2`` for every weight. It uses ``2^b - 1`` of the ``2^b`` codes
-  (for int2 that is ternary {-s, 0, +s}); that is the price of never clipping.
-* asymmetric: the range ``[min(w_min, 0), max(w_max, 0)]`` (widened to contain 0, as GPTQ does, so that
-  zero -- and therefore pruned weights -- stay exactly representable and the zero point fits in b bits),
-  ``scale = range / (2^b - 1)``, integer ``zero = round(-lo / scale)`` in ``[0, 2^b - 1]``, ``q =
+* symmetric (default, ``-sym``): the standard signed b-bit grid ``-2^(b-1) .. 2^(b-1) - 1`` (int4: -8..7, 16
+  levels) with ``scale = absmax / ((2^b - 1) / 2)`` (int4: absmax / 7.5), ``q = clamp(round(w / scale),
+  -2^(b-1), 2^(b-1) - 1)`` -- exactly torchao's ``IntxWeightOnlyConfig`` (MappingType.SYMMETRIC) and
+  gptqmodel's ``sym=True`` (scale = 2 absmax / (2^b - 1), zero point 2^(b-1)). -absmax is exact, +absmax
+  lands half a step low; ``|w - q*scale| <= scale/2`` for every weight.
+* symmetric narrow range (``-narrow``; compsafe's grid before issue 13): ``scale = absmax / (2^(b-1) - 1)``,
+  ``q`` in ``+-(2^(b-1) - 1)``: 2^b - 1 levels (int4: 15, int2: ternary), +-absmax both exact, never clips.
+  On SmolLM2-135M int4 g128 it raised perplexity x1.529 where the standard grid gives x1.375 (torchao).
+* asymmetric (``-asym``): the range ``[min(w_min, 0), max(w_max, 0)]`` (widened to contain 0, as GPTQ does,
+  so that zero -- and therefore pruned weights -- stay exactly representable and the zero point fits in b
+  bits), ``scale = range / (2^b - 1)``, integer ``zero = round(-lo / scale)`` in ``[0, 2^b - 1]``, ``q =
   clamp(round(w / scale) + zero, 0, 2^b - 1)``, ``w' = (q - zero) * scale``. Also ``|w - w'| <= scale/2``.
+
+Codes are ``round(w * (1 / scale))``, as torchao's ``quantize_affine`` computes them: the standard grid puts
+-absmax exactly on the tie -(2^(b-1) - 1/2), and multiplying by the reciprocal rather than dividing decides that
+tie the way torchao does (a test checks every code against torchao's int4 RTN where torchao is installed).
 
 The dequantized weight is written back in the weight's original dtype, so evaluation sees exactly the
 values a real int kernel would produce (up to that dtype's rounding). Scales are kept in float32 for the
@@ -30,27 +38,22 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
-from torch import nn
 
-from compsafe.compress.accounting import (
-    dense_size_bytes,
-    packed_size_bytes,
-    relative_error,
-    storage_key,
-    zero_fraction,
-)
-from compsafe.compress.base import CompressionConfig, CompressionReport, LayerReport
-from compsafe.compress.registry import METHODS
-from compsafe.compress.targets import compressible_linears, weight_view
+from compsafe.compress.base import CompressionConfig
+from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, register
 from compsafe.errors import RecipeError
 
 SUPPORTED_BITS = (2, 3, 4, 8)
 SCALE_BITS = 16  # scales stored as fp16/bf16, as in GPTQ/AWQ checkpoints and llama.cpp blocks
 
-_RECIPE = re.compile(r"int(?P<bits>\d+)(?:-rtn)?(?:-g(?P<group>\d+))?(?:-(?P<sym>sym|asym))?(?P<head>-head)?")
+_RECIPE = re.compile(
+    r"int(?P<bits>\d+)(?:-rtn)?(?:-g(?P<group>\d+))?(?:-(?P<sym>sym|asym|narrow))?(?P<head>-head)?"
+)
+SCHEMES = {"sym": "symmetric-signed", "narrow": "symmetric-restricted", "asym": "asymmetric-int-zero"}
+GRID_SUFFIX = {"sym": "", "narrow": "-narrow", "asym": "-asym"}  # recipe suffix of each grid (sym is the default)
 
 
 @dataclass(frozen=True)
@@ -63,19 +66,50 @@ class RTNConfig(CompressionConfig):
     group_size: int | None = None
     symmetric: bool = True
     include_lm_head: bool = False
+    narrow: bool = False  # symmetric only: the +-(2^(b-1) - 1) grid instead of the standard signed one
 
     def __post_init__(self) -> None:
         if self.bits not in SUPPORTED_BITS:
             raise RecipeError(f"int{self.bits}: bits must be one of {', '.join(map(str, SUPPORTED_BITS))}")
         if self.group_size is not None and self.group_size < 2:
             raise RecipeError(f"group size {self.group_size} is too small; use e.g. 32, 64 or 128")
+        if self.narrow and not self.symmetric:
+            raise RecipeError("the narrow grid is symmetric; use -narrow or -asym, not both")
+
+    @property
+    def grid_name(self) -> str:
+        """``sym``, ``narrow`` or ``asym``: the recipe's grid token."""
+        return "asym" if not self.symmetric else "narrow" if self.narrow else "sym"
+
+    @property
+    def levels(self) -> tuple[int, int]:
+        """Smallest and largest integer code (asym: before subtracting the zero point)."""
+        if not self.symmetric:
+            return 0, 2**self.bits - 1
+        top = 2 ** (self.bits - 1) - 1
+        return (-top if self.narrow else -top - 1), top
+
+    @property
+    def scale_divisor(self) -> float:
+        """``scale = absmax / divisor`` (symmetric) or ``range / divisor`` (asymmetric)."""
+        if not self.symmetric:
+            return float(2**self.bits - 1)
+        return float(2 ** (self.bits - 1) - 1) if self.narrow else (2**self.bits - 1) / 2.0
+
+    @property
+    def grid(self) -> str:
+        """One line saying which grid the stored weights sit on, for `compsafe variants` and reports."""
+        low, high = self.levels
+        if not self.symmetric:
+            return f"int{self.bits} asym {low}..{high} + zero point, scale range/{self.scale_divisor:g}"
+        kind = "sym narrow" if self.narrow else "sym"
+        return f"int{self.bits} {kind} {low}..{high} ({high - low + 1} levels), scale absmax/{self.scale_divisor:g}"
 
     @property
     def recipe(self) -> str:
         group = f"-g{self.group_size}" if self.group_size else ""
-        asym = "" if self.symmetric else "-asym"
         head = "-head" if self.include_lm_head else ""
-        return f"int{self.bits}-rtn{group}{asym}{head}"
+        return f"int{self.bits}-rtn{group}{GRID_SUFFIX[self.grid_name]}{head}"
 
     def bits_per_weight(self, in_features: int) -> float:
         """Storage bits per weight: the code plus this weight's share of its group's scale (and zero)."""
@@ -105,30 +139,30 @@ def quantize_dequantize(weight: torch.Tensor, config: RTNConfig) -> tuple[torch.
     n_groups = math.ceil(in_features / group)
     padded = torch.nn.functional.pad(weight, (0, n_groups * group - in_features))
     grouped = padded.reshape(out_features, n_groups, group)
+    qmin, qmax = config.levels
     if config.symmetric:
-        qmax = 2 ** (config.bits - 1) - 1
-        scale = grouped.abs().amax(dim=-1, keepdim=True) / qmax
+        scale = grouped.abs().amax(dim=-1, keepdim=True) / config.scale_divisor
         safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-        deq = torch.clamp(torch.round(grouped / safe), -qmax, qmax) * scale
+        deq = torch.clamp(torch.round(grouped * (1.0 / safe)), qmin, qmax) * scale
     else:
-        qmax = 2**config.bits - 1
         lo = grouped.amin(dim=-1, keepdim=True).clamp(max=0)
         hi = grouped.amax(dim=-1, keepdim=True).clamp(min=0)
-        scale = (hi - lo) / qmax
+        scale = (hi - lo) / config.scale_divisor
         safe = torch.where(scale > 0, scale, torch.ones_like(scale))
         zero = torch.clamp(torch.round(-lo / safe), 0, qmax)
-        q = torch.clamp(torch.round(grouped / safe) + zero, 0, qmax)
+        q = torch.clamp(torch.round(grouped * (1.0 / safe)) + zero, 0, qmax)
         deq = (q - zero) * scale
     return deq.reshape(out_features, n_groups * group)[:, :in_features], scale.squeeze(-1)
 
 
-class RTNMethod:
-    """Registered as ``rtn``: parses ``int<bits>[-rtn][-g<group>][-sym|-asym][-head]``."""
+class RTNMethod(LinearMethod):
+    """Parses ``int<bits>[-rtn][-g<group>][-sym|-asym|-narrow][-head]``."""
 
-    name: ClassVar[str] = "rtn"
+    config_type = RTNConfig
     grammar: ClassVar[str] = (
-        "int<bits>[-rtn][-g<group>][-sym|-asym][-head]   round-to-nearest weight quantization; bits in "
-        "2,3,4,8; no -g = one scale per output channel; symmetric unless -asym; -head also quantizes lm_head"
+        "int<bits>[-rtn][-g<group>][-sym|-asym|-narrow][-head]   round-to-nearest weight quantization; bits in "
+        "2,3,4,8; no -g = one scale per output channel; grid: -sym (default) the standard signed grid "
+        "(int4 -8..7, absmax/7.5), -asym with a zero point, -narrow the +-(2^(b-1)-1) grid; -head also lm_head"
     )
     examples: ClassVar[tuple[str, ...]] = (
         "int8",
@@ -137,6 +171,7 @@ class RTNMethod:
         "int3-g128",
         "int2-g64",
         "int4-g128-asym",
+        "int4-g128-narrow",
         "int8-sym",
         "int4-rtn-g128",
     )
@@ -151,39 +186,16 @@ class RTNMethod:
             group_size=int(group) if group else None,
             symmetric=match["sym"] != "asym",
             include_lm_head=bool(match["head"]),
+            narrow=match["sym"] == "narrow",
         )
 
-    @torch.no_grad()
-    def apply(self, model: nn.Module, config: CompressionConfig) -> CompressionReport:
-        assert isinstance(config, RTNConfig), f"rtn cannot apply {type(config).__name__}"
-        targets = compressible_linears(model, include_lm_head=config.include_lm_head)
-        dense = dense_size_bytes(model)
-        layers: list[LayerReport] = []
-        packed: dict[tuple[int, int, torch.dtype], int] = {}
-        for name, module in targets:
-            view = weight_view(module)
-            original = view.to(torch.float32, copy=True)
-            deq, _ = quantize_dequantize(original, config)
-            view.copy_(deq.to(view.dtype))
-            out_features, in_features = view.shape
-            packed[storage_key(module.weight)] = config.packed_bytes(out_features, in_features)
-            layers.append(
-                LayerReport(
-                    name=name,
-                    numel=view.numel(),
-                    bits_per_weight=config.bits_per_weight(in_features),
-                    sparsity=zero_fraction(view),
-                    relative_error=relative_error(original, view),
-                )
-            )
-        return CompressionReport(
-            recipe=config.recipe,
-            method=self.name,
-            layers=layers,
-            packed_size_bytes=packed_size_bytes(model, packed),
-            dense_size_bytes=dense,
-            extra={"scheme": "symmetric-restricted" if config.symmetric else "asymmetric-int-zero"},
-        )
+    def compress_layer(self, layer: Layer, config: RTNConfig, state: None) -> LayerOutcome:
+        deq, _ = quantize_dequantize(layer.weight, config)
+        out_features, in_features = layer.weight.shape
+        return LayerOutcome(deq, config.bits_per_weight(in_features), config.packed_bytes(out_features, in_features))
+
+    def extra(self, config: RTNConfig, state: None) -> dict[str, Any]:
+        return {"scheme": SCHEMES[config.grid_name], "grid": config.grid}
 
 
-METHODS.register(RTNMethod.name)(RTNMethod())
+register(RTNMethod())

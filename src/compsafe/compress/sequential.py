@@ -140,6 +140,8 @@ def _run_block(block: nn.Module, inputs: list[tuple]) -> list[torch.Tensor]:
 
 
 CompressLinear = Callable[[str, nn.Module, LinearInputs], LayerReport]
+# A method that must see a whole block at once (AWQ folds scales across layers) compresses its members together.
+CompressBlock = Callable[[nn.Module, list[tuple[str, nn.Module, LinearInputs]]], dict[str, LayerReport]]
 
 
 @torch.no_grad()
@@ -152,10 +154,14 @@ def compress_sequentially(
     include_lm_head: bool = False,
     max_rows: int = 4096,
     seed: int = 0,
+    compress_block: CompressBlock | None = None,
 ) -> list[LayerReport]:
     """Compress every target linear layer inside the transformer blocks with calibration statistics.
 
     ``compress_linear(name, module, stats)`` must modify ``module.weight`` in place and return its report.
+    ``compress_block(block, [(name, module, stats), ...])``, when given, compresses a block's targets together
+    instead (and may change other parameters of the block, as AWQ's folding does); the statistics of every
+    member are collected before any of them changes.
     Targets outside the blocks (only the LM head, when ``include_lm_head``) get statistics from the final
     hidden states. Returns reports in ``compressible_linears`` order.
     """
@@ -180,8 +186,11 @@ def compress_sequentially(
         finally:
             for h in handles:
                 h.remove()
-        for name, module in members:
-            reports[name] = compress_linear(name, module, collectors.pop(name).finish())
+        if compress_block is not None:
+            reports.update(compress_block(block, [(name, m, collectors.pop(name).finish()) for name, m in members]))
+        else:
+            for name, module in members:
+                reports[name] = compress_linear(name, module, collectors.pop(name).finish())
         outputs = _run_block(block, inputs)
         inputs = [_with_hidden(args, kwargs, hidden) for (args, kwargs), hidden in zip(inputs, outputs, strict=True)]
     leftover = [(name, m) for name, m in targets if name not in reports]

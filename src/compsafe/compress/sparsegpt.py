@@ -28,28 +28,17 @@ Dead inputs and damping (1% of mean(diag H)) as in GPTQ (``compress.hessian``). 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from compsafe.compress.accounting import (
-    dense_size_bytes,
-    dtype_bits,
-    packed_size_bytes,
-    relative_error,
-    storage_key,
-    zero_fraction,
-)
-from compsafe.compress.base import CompressionConfig, CompressionReport, LayerReport
-from compsafe.compress.calibration import CalibrationSet
-from compsafe.compress.hessian import dead_columns, inverse_cholesky, output_error
+from compsafe.compress.base import CompressionConfig
+from compsafe.compress.hessian import dead_columns, inverse_cholesky
 from compsafe.compress.magnitude import NMConfig
-from compsafe.compress.registry import METHODS
-from compsafe.compress.sequential import LinearInputs, compress_sequentially
-from compsafe.compress.sparsity import pruning_recipe, pruning_sparsity
-from compsafe.compress.targets import compressible_linears, weight_view
+from compsafe.compress.sparsity import check_divisible, pruning_recipe, pruning_sparsity
+from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, pruned, register
 from compsafe.errors import RecipeError
 
 BLOCK_SIZE = 128  # B_s: the adaptive-mask block (section 3.4); unlike GPTQ it changes which weights go
@@ -157,24 +146,13 @@ def sparsegpt_prune(
     return SparseGPTResult(weight=w_all, mask=prune_mask, damp=prepared.damp)
 
 
-def _check_divisible(targets: list[tuple[str, nn.Module]], config: SparseGPTConfig) -> None:
-    assert config.m is not None
-    bad = [(name, weight_view(mod).shape[1]) for name, mod in targets if weight_view(mod).shape[1] % config.m]
-    if bad:
-        name, width = bad[0]
-        raise RecipeError(
-            f"{config.recipe}: layer {name!r} has in_features {width}, not divisible by m={config.m} "
-            f"({len(bad)} layer(s) affected); use an m that divides it or unstructured "
-            f"sparsegpt-{round(100 * config.sparsity)}"
-        )
-
-
-class SparseGPTMethod:
-    """Registered as ``sparsegpt``: parses ``sparsegpt-<percent>`` and ``<n>:<m>-sparsegpt`` (+ ``-damp``,
+class SparseGPTMethod(LinearMethod):
+    """Parses ``sparsegpt-<percent>`` and ``<n>:<m>-sparsegpt`` (+ ``-damp``,
     ``-head``)."""
 
-    name: ClassVar[str] = "sparsegpt"
-    needs_calibration: ClassVar[bool] = True
+    config_type = SparseGPTConfig
+    needs: ClassVar[frozenset[str]] = frozenset({"hessian"})
+    seeded: ClassVar[bool] = True
     grammar: ClassVar[str] = (
         "sparsegpt-<percent>[-damp<frac>][-head] | <n>:<m>-sparsegpt[-damp<frac>][-head]   SparseGPT pruning "
         "(needs calibration): OBS pruning with weight updates through the calibration Hessian; exactly "
@@ -193,63 +171,41 @@ class SparseGPTMethod:
             return SparseGPTConfig(sparsity=int(match["pct"]) / 100, percdamp=damp, include_lm_head=head)
         return SparseGPTConfig(n=int(match["n"]), m=int(match["m"]), percdamp=damp, include_lm_head=head)
 
-    @torch.no_grad()
-    def apply(self, model: nn.Module, config: CompressionConfig, calibration: CalibrationSet) -> CompressionReport:
-        assert isinstance(config, SparseGPTConfig), f"sparsegpt cannot apply {type(config).__name__}"
-        nm = NMConfig(n=config.n, m=config.m) if config.structured else None  # type: ignore[arg-type]
-        if nm is not None:
-            _check_divisible(compressible_linears(model, include_lm_head=config.include_lm_head), config)
-        dense = dense_size_bytes(model)
-        packed: dict[tuple[int, int, torch.dtype], int] = {}
-        uncalibrated: list[str] = []
+    def prepare(self, model: nn.Module, targets: list[tuple[str, nn.Module]], config: SparseGPTConfig) -> _State:
+        nm = None
+        if config.structured:
+            assert config.m is not None
+            check_divisible(targets, config.recipe, config.m, f"sparsegpt-{round(100 * config.sparsity)}")
+            nm = NMConfig(n=config.n, m=config.m)  # type: ignore[arg-type]
+        return _State(nm)
 
-        def compress_linear(name: str, module: nn.Module, stats: LinearInputs) -> LayerReport:
-            view = weight_view(module)
-            original = view.to(torch.float32, copy=True)
-            hessian = stats.hessian
-            if hessian is None:  # never ran on the calibration data: H = I: magnitude pruning per 128-column block
-                uncalibrated.append(name)
-                hessian = torch.eye(view.shape[1], dtype=torch.float32, device=original.device)
-            result = sparsegpt_prune(original, hessian, config)
-            view.copy_(result.weight.to(view.dtype))
-            view.masked_fill_(result.mask, 0)  # exact zeros whatever the dtype rounding
-            if nm is not None:
-                packed[storage_key(module.weight)] = nm.packed_bytes(view.numel(), view.dtype)
-                bits = nm.bits_per_weight(view.dtype)
-            else:
-                bits = float(dtype_bits(view.dtype))
-            return LayerReport(
-                name=name,
-                numel=view.numel(),
-                bits_per_weight=bits,
-                sparsity=zero_fraction(view),
-                relative_error=relative_error(original, view),
-                output_error=output_error(original, view.float(), hessian),
-            )
+    def compress_layer(self, layer: Layer, config: SparseGPTConfig, state: _State) -> LayerOutcome:
+        assert layer.stats is not None
+        hessian = layer.stats.hessian
+        if hessian is None:  # never ran on the calibration data: H = I: magnitude pruning per 128-column block
+            state.uncalibrated.append(layer.name)
+            hessian = torch.eye(layer.weight.shape[1], dtype=torch.float32, device=layer.weight.device)
+        result = sparsegpt_prune(layer.weight, hessian, config)
+        outcome = pruned(layer, result.mask, state.nm, weight=result.weight)  # exact zeros whatever the rounding
+        outcome.hessian = hessian
+        return outcome
 
-        layers = compress_sequentially(
-            model,
-            calibration.input_ids,
-            compress_linear,
-            needs={"hessian"},
-            include_lm_head=config.include_lm_head,
-            seed=calibration.spec.seed,
-        )
-        extra: dict[str, object] = {
-            "pattern": f"{config.n}:{config.m}" if nm else "unstructured",
+    def extra(self, config: SparseGPTConfig, state: _State) -> dict[str, Any]:
+        extra: dict[str, Any] = {
+            "pattern": f"{config.n}:{config.m}" if state.nm else "unstructured",
             "block_size": BLOCK_SIZE,
             "percdamp": config.percdamp,
         }
-        if uncalibrated:
-            extra["uncalibrated_layers"] = uncalibrated
-        return CompressionReport(
-            recipe=config.recipe,
-            method=self.name,
-            layers=layers,
-            packed_size_bytes=packed_size_bytes(model, packed),
-            dense_size_bytes=dense,
-            extra=extra,
-        )
+        if state.uncalibrated:
+            extra["uncalibrated_layers"] = state.uncalibrated
+        return extra
 
 
-METHODS.register(SparseGPTMethod.name)(SparseGPTMethod())
+@dataclass
+class _State:
+    nm: NMConfig | None
+    uncalibrated: list[str] = field(default_factory=list)
+
+
+register(SparseGPTMethod())
+

@@ -7,6 +7,8 @@ recipe grammar identical across methods.
 
 from __future__ import annotations
 
+from typing import Any
+
 from compsafe.errors import RecipeError
 
 
@@ -34,3 +36,17 @@ def pruning_recipe(method: str, sparsity: float, n: int | None, m: int | None, s
     if n is not None:
         return f"{n}:{m}-{method}{suffix}"
     return f"{method}-{round(sparsity * 100)}{suffix}"
+
+
+def check_divisible(targets: list[tuple[str, Any]], recipe: str, m: int, unstructured: str) -> None:
+    """Every target's ``in_features`` must divide into groups of ``m`` (an N:M pattern); ``unstructured`` is
+    the unstructured recipe of the same sparsity to suggest instead."""
+    from compsafe.compress.targets import weight_view
+
+    bad = [(name, weight_view(module).shape[1]) for name, module in targets if weight_view(module).shape[1] % m]
+    if bad:
+        name, width = bad[0]
+        raise RecipeError(
+            f"{recipe}: layer {name!r} has in_features {width}, not divisible by m={m} "
+            f"({len(bad)} layer(s) affected); use an m that divides it or unstructured {unstructured}"
+        )

@@ -169,7 +169,7 @@ def is_selected(name: str) -> bool:
 def only_modules(patterns: Sequence[str]) -> Iterator[None]:
     """Show only modules matching ``patterns`` to ``compressible_linears`` inside the block.
 
-    Why: a sensitivity scan compresses one block at a time with the unchanged method (analysis/sensitivity.py);
+    Why: a sensitivity scan compresses one block at a time with the unchanged method (diagnose/sensitivity.py);
     restricting the targets here, as ``excluded_modules`` does, lets any method do that without knowing about it.
     """
     token = _ONLY.set(tuple(patterns))

@@ -29,27 +29,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from compsafe.compress.accounting import (
-    dense_size_bytes,
-    dtype_bits,
-    packed_size_bytes,
-    relative_error,
-    storage_key,
-    zero_fraction,
-)
-from compsafe.compress.base import CompressionConfig, CompressionReport, LayerReport
-from compsafe.compress.calibration import CalibrationSet
+from compsafe.compress.base import CompressionConfig
 from compsafe.compress.magnitude import NMConfig, nm_keep_mask
-from compsafe.compress.registry import METHODS
-from compsafe.compress.sequential import LinearInputs, compress_sequentially
-from compsafe.compress.sparsity import pruning_recipe, pruning_sparsity
-from compsafe.compress.targets import compressible_linears, weight_view
-from compsafe.errors import RecipeError
+from compsafe.compress.sparsity import check_divisible, pruning_recipe, pruning_sparsity
+from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, pruned, register
 
 _UNSTRUCTURED = re.compile(r"wanda-(?P<pct>\d+)(?P<head>-head)?")
 _NM = re.compile(r"(?P<n>\d+):(?P<m>\d+)-wanda(?P<head>-head)?")
@@ -100,23 +88,11 @@ def wanda_prune_mask(weight: torch.Tensor, sq_norm: torch.Tensor, config: WandaC
     return torch.zeros_like(scores, dtype=torch.bool).scatter_(1, order, True)
 
 
-def _check_divisible(targets: list[tuple[str, nn.Module]], config: WandaConfig) -> None:
-    assert config.m is not None
-    bad = [(name, weight_view(m).shape[1]) for name, m in targets if weight_view(m).shape[1] % config.m]
-    if bad:
-        name, width = bad[0]
-        raise RecipeError(
-            f"{config.recipe}: layer {name!r} has in_features {width}, not divisible by m={config.m} "
-            f"({len(bad)} layer(s) affected); use an m that divides it or unstructured "
-            f"wanda-{round(100 * config.sparsity)}"
-        )
+class WandaMethod(LinearMethod):
+    """Parses ``wanda-<percent>[-head]`` and ``<n>:<m>-wanda[-head]``."""
 
-
-class WandaMethod:
-    """Registered as ``wanda``: parses ``wanda-<percent>[-head]`` and ``<n>:<m>-wanda[-head]``."""
-
-    name: ClassVar[str] = "wanda"
-    needs_calibration: ClassVar[bool] = True
+    config_type = WandaConfig
+    needs: ClassVar[frozenset[str]] = frozenset({"sq_norm"})
     grammar: ClassVar[str] = (
         "wanda-<percent>[-head] | <n>:<m>-wanda[-head]   Wanda pruning (needs calibration): score |w| x ||x_j||, "
         "zero exactly <percent>% of each output row's lowest scores, or keep the n best of every m inputs"
@@ -131,49 +107,21 @@ class WandaMethod:
             return WandaConfig(n=int(match["n"]), m=int(match["m"]), include_lm_head=bool(match["head"]))
         return None
 
-    @torch.no_grad()
-    def apply(self, model: nn.Module, config: CompressionConfig, calibration: CalibrationSet) -> CompressionReport:
-        assert isinstance(config, WandaConfig), f"wanda cannot apply {type(config).__name__}"
-        targets = compressible_linears(model, include_lm_head=config.include_lm_head)
-        nm = NMConfig(n=config.n, m=config.m) if config.structured else None  # type: ignore[arg-type]
-        if nm is not None:
-            _check_divisible(targets, config)
-        dense = dense_size_bytes(model)
-        packed: dict[tuple[int, int, torch.dtype], int] = {}
+    def prepare(self, model: nn.Module, targets: list[tuple[str, nn.Module]], config: WandaConfig) -> NMConfig | None:
+        """The N:M storage of a structured pattern (checked to divide every layer), None when unstructured."""
+        if not config.structured:
+            return None
+        assert config.m is not None
+        check_divisible(targets, config.recipe, config.m, f"wanda-{round(100 * config.sparsity)}")
+        return NMConfig(n=config.n, m=config.m)  # type: ignore[arg-type]
 
-        def compress_linear(name: str, module: nn.Module, stats: LinearInputs) -> LayerReport:
-            assert stats.sq_norm is not None
-            view = weight_view(module)
-            original = view.to(torch.float32, copy=True)
-            view.masked_fill_(wanda_prune_mask(original, stats.sq_norm, config), 0)
-            if nm is not None:
-                packed[storage_key(module.weight)] = nm.packed_bytes(view.numel(), view.dtype)
-                bits = nm.bits_per_weight(view.dtype)
-            else:
-                bits = float(dtype_bits(view.dtype))
-            return LayerReport(
-                name=name,
-                numel=view.numel(),
-                bits_per_weight=bits,
-                sparsity=zero_fraction(view),
-                relative_error=relative_error(original, view),
-            )
+    def compress_layer(self, layer: Layer, config: WandaConfig, state: NMConfig | None) -> LayerOutcome:
+        assert layer.stats is not None and layer.stats.sq_norm is not None
+        mask = wanda_prune_mask(layer.weight, layer.stats.sq_norm, config)
+        return pruned(layer, mask, state)
 
-        layers = compress_sequentially(
-            model,
-            calibration.input_ids,
-            compress_linear,
-            needs={"sq_norm"},
-            include_lm_head=config.include_lm_head,
-        )
-        return CompressionReport(
-            recipe=config.recipe,
-            method=self.name,
-            layers=layers,
-            packed_size_bytes=packed_size_bytes(model, packed),
-            dense_size_bytes=dense,
-            extra={"comparison_group": "output row", "pattern": f"{config.n}:{config.m}" if nm else "unstructured"},
-        )
+    def extra(self, config: WandaConfig, state: NMConfig | None) -> dict[str, Any]:
+        return {"comparison_group": "output row", "pattern": f"{config.n}:{config.m}" if state else "unstructured"}
 
 
-METHODS.register(WandaMethod.name)(WandaMethod())
+register(WandaMethod())

@@ -23,10 +23,19 @@ from compsafe.config import RunConfig
 from compsafe.errors import ConfigError
 
 
-def run_job(config: RunConfig, variant: str | None, probe: str) -> dict[str, Any]:
-    """One task: the base (``variant=None``) or one variant, on one probe; records go to the shared store."""
+def run_job(config: RunConfig, variant: str | None, probe: str, threads: int | None = None) -> dict[str, Any]:
+    """One task: the base (``variant=None``) or one variant, on one probe; records go to the shared store.
+
+    ``threads``: the driver's CPU thread count. Ray starts workers with one thread; the thread count changes
+    CPU numerics and is part of every store key (models.numerics), so a task computes with the driver's count
+    and its records are the ones the driver (and a local rerun) would compute and find.
+    """
+    import torch
+
     from compsafe.runner import run
 
+    if threads:
+        torch.set_num_threads(threads)
     label = f"{variant or 'base'}|{probe}"
     job_dir = config.out / ".jobs" / hashlib.sha256(label.encode()).hexdigest()[:12]
     sub = dataclasses.replace(
@@ -38,7 +47,7 @@ def run_job(config: RunConfig, variant: str | None, probe: str) -> dict[str, Any
         executor="local",
         profile=None,
     )
-    summary = run(sub, reports=False)
+    summary = run(sub)
     return {"job": label, "seconds": summary["timing_seconds"]["total"], "pid": os.getpid()}
 
 
@@ -80,7 +89,10 @@ def precompute_with_ray(config: RunConfig, observer: Any) -> list[dict[str, Any]
         except (ConnectionError, RuntimeError) as exc:
             raise ConfigError(f"cannot reach the Ray cluster at {config.ray_address!r}: {exc}".splitlines()[0]) from exc
     config.out.mkdir(parents=True, exist_ok=True)
+    import torch
+
     remote_job = ray.remote(num_gpus=config.gpus_per_task, max_retries=1)(run_job)
+    threads = torch.get_num_threads()
     reports: list[dict[str, Any]] = []
     try:
         stages = [
@@ -91,7 +103,7 @@ def precompute_with_ray(config: RunConfig, observer: Any) -> list[dict[str, Any]
             if not jobs:
                 continue
             observer.stage(f"ray: {len(jobs)} {name} job(s) on {int(ray.cluster_resources().get('CPU', 0))} CPU(s)")
-            reports.extend(ray.get([remote_job.remote(config, variant, probe) for variant, probe in jobs]))
+            reports.extend(ray.get([remote_job.remote(config, variant, probe, threads) for variant, probe in jobs]))
     finally:
         if started_here:
             ray.shutdown()

@@ -1,7 +1,8 @@
 """Judges that score generations. Importing this package registers the built-in judges."""
 
-# importing registers: "phrase", "classifier", and the parameterized llm:, llamaguard:, harmbench:, hf-classifier:
-from compsafe.judges import classifier, guard, hf_classifier, llm, phrase  # noqa: F401
+# importing registers: "phrase", "classifier", "ensemble" and the parameterized llm:, llamaguard:, harmbench:,
+# hf-classifier:
+from compsafe.judges import classifier, ensemble, guard, hf_classifier, llm, phrase  # noqa: F401
 from compsafe.judges.base import (
     JUDGES,
     PARAMETERIZED_JUDGES,

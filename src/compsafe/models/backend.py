@@ -55,6 +55,29 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[l
         yield order[start : start + batch_size]
 
 
+def prefix_token_id(tokenizer: Any) -> int:
+    """The token a context-free text is scored after, as lm-evaluation-harness picks it: BOS, else EOS."""
+    token = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if token is None:
+        raise ValueError("the tokenizer has neither a BOS nor an EOS token to score text after")
+    return int(token)
+
+
+def rolling_windows(tokens: list[int], prefix: int, max_len: int) -> Iterator[tuple[list[int], list[int]]]:
+    """(input ids, predicted ids) covering every token once: lm-eval's ``get_rolling_token_windows`` with
+    ``context_len=1`` followed by ``make_disjoint_window``; score the last ``len(predicted)`` logits."""
+    if not tokens:
+        return
+    first = min(max_len, len(tokens))
+    yield [prefix, *tokens[: first - 1]], tokens[:first]
+    predicted = first
+    while predicted < len(tokens):
+        n = min(len(tokens) - predicted, max_len)
+        end = predicted + n
+        yield tokens[max(end - max_len - 1, 0) : end - 1], tokens[end - n : end]
+        predicted += n
+
+
 class HFBackend:
     """Batched inference over a ``ModelHandle`` (left padding for generation, right padding for scoring)."""
 
@@ -302,13 +325,23 @@ class HFBackend:
         return results
 
     @torch.inference_mode()
-    def text_logits(self, text: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def text_logits(self, text: str, *, prefix: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(targets [T], logits [T, vocab]) for every predicted token of ``text``, in disjoint windows.
 
-        Windows of the model's context length cover long texts; every token after the first is predicted once.
+        Default: the text as the tokenizer encodes it (with its special tokens), in windows of the model's context
+        length; every token after the first is predicted once (the first too when the tokenizer adds a BOS).
+        ``prefix``: lm-evaluation-harness's ``loglikelihood_rolling`` -- the text without special tokens, every
+        token predicted, the first after the prefix token (BOS, else EOS), windows as ``get_rolling_token_windows``
+        with ``context_len=1`` (the last, shorter window keeps a full window of context).
         """
-        ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
         window = min(self.handle.max_length, 4096)
+        if prefix:
+            tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            for inputs, targets in rolling_windows(tokens, prefix_token_id(self.tokenizer), window):
+                logits = self.model(input_ids=torch.tensor([inputs], device=self.device)).logits[0].float().cpu()
+                yield torch.tensor(targets), logits[-len(targets) :]
+            return
+        ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
         for start in range(0, max(len(ids) - 1, 0), window):
             chunk = ids[start : start + window + 1]
             if len(chunk) < 2:

@@ -86,6 +86,9 @@ class Probe(ABC):
     def from_spec(cls, spec: str | None, limit: int | None) -> Probe:
         """Build the probe on a named set or a user file (``spec``), keeping at most ``limit`` items."""
 
+    # One line on how the headline is computed where published definitions differ (shown in the report).
+    definition: ClassVar[str] = ""
+
     @property
     def item_digest(self) -> str:
         """Digest of exactly the items evaluated (so --limit and edited files get their own store keys)."""

@@ -1,6 +1,12 @@
 """Capability by language modelling: perplexity on passages, and how far the variant's next-token
 distributions moved from the base's on the same text (mean KL), which perplexity alone can hide.
 
+First token: by default the text is encoded as the tokenizer does (with its special tokens); when the tokenizer
+adds no BOS (SmolLM2's does not) the first token is context for the second and is not scored. ``perplexity:bos=1``
+scores it the way lm-evaluation-harness's ``loglikelihood_rolling`` does: every token, the first after the BOS
+(else EOS) token, in its rolling windows (``HFBackend.text_logits(prefix=True)``; a test checks the sum against
+lm-eval's own code within 1e-6 relative). The run summary states which (``probes.perplexity.definition``).
+
 For the base model the probe stores the top-k log-probabilities at every position as an artifact; for a
 variant it compares against them with ``coarse_kl`` (a lower bound of the full KL; see analysis.divergence).
 """
@@ -18,6 +24,7 @@ from compsafe.errors import DataFileError
 from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record
 from compsafe.probes.datasets import DatasetSource, field, pick_source, read_data_file, shipped
 from compsafe.probes.declarations import CAPABILITY, LOWER, Metric, count, nats, perplexity, ratio
+from compsafe.probes.sampling import split_options
 
 TOP_K = 64
 
@@ -42,9 +49,24 @@ class PerplexityProbe(Probe):
         ),
     }
 
+    def __init__(self, items: Sequence[Item], dataset: DatasetInfo, bos: bool = False) -> None:
+        super().__init__(items, dataset)
+        self.bos = bos
+
+    @property
+    def definition(self) -> str:
+        if self.bos:
+            return "every token scored, the first after BOS (lm-eval loglikelihood_rolling)"
+        return "tokens as the tokenizer encodes them; no tokenizer BOS = first token not scored (bos=1: lm-eval)"
+
     @classmethod
     def from_spec(cls, spec: str | None, limit: int | None) -> PerplexityProbe:
-        set_name, source = pick_source(cls.sources, spec, cls.name)
+        set_spec, options = split_options(spec, {"bos": 0})
+        if options["bos"] > 1:
+            from compsafe.errors import UnknownNameError
+
+            raise UnknownNameError("perplexity:bos=1 scores the first token after BOS as lm-eval does; bos takes 1")
+        set_name, source = pick_source(cls.sources, set_spec, cls.name)
         if isinstance(source, Path):
             rows, origin, licence = read_data_file(source, text_blocks=True), str(source), "user-supplied"
         else:
@@ -56,19 +78,23 @@ class PerplexityProbe(Probe):
         if len({i.id for i in items}) != len(items):
             raise DataFileError(f"{origin}: item ids are not unique; give every passage a distinct 'id'")
         items = items[:limit] if limit else items
-        return cls(items, DatasetInfo(set_name, origin, licence, len(items), {"available": len(rows)}))
+        info = DatasetInfo(set_name, origin, licence, len(items), {"available": len(rows)})
+        return cls(items, info, bos=options["bos"] == 1)
 
     def query_config(self, context: ProbeContext) -> dict[str, Any]:
-        return {**super().query_config(context), "top_k": TOP_K}
+        config = {**super().query_config(context), "top_k": TOP_K}
+        if self.bos:
+            config["first_token"] = "bos"  # the default's key stays as it was, so its stored records are reused
+        return config
 
     def evaluate(self, items: Sequence[Item], context: ProbeContext) -> Iterator[list[Record]]:
         for item in items:
             reference = None if context.is_base else context.load_base_artifact(item.id)
             nll_sum, n_tokens, kl_sum = 0.0, 0, 0.0
             top_values, top_ids = [], []
-            for targets, logits in context.backend.text_logits(item.data["text"]):
+            for targets, logits in context.backend.text_logits(item.data["text"], prefix=self.bos):
                 logprobs = torch.log_softmax(logits, dim=-1)
-                nll_sum += float(-logprobs.gather(-1, targets[:, None]).sum())
+                nll_sum += float(-logprobs.gather(-1, targets[:, None]).double().sum())
                 if context.is_base:
                     values, ids = topk_logprobs(logits, TOP_K)
                     top_values.append(values.half())

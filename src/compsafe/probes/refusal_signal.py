@@ -27,12 +27,23 @@ COMPLIANCE_OPENINGS: tuple[str, ...] = (
 )
 
 
-def refusal_margins(backend: HFBackend, prompts: Sequence[str]) -> list[float]:
-    """Refusal margin (nats) for each prompt, in order."""
+def refusal_margins(backend: HFBackend, prompts: Sequence[str], *, shared_context: bool = False) -> list[float]:
+    """Refusal margin (nats) for each prompt, in order.
+
+    ``shared_context``: score each prompt's openings on one pass over the prompt (``shared_context_loglikelihood``,
+    the same numbers up to float rounding); cheaper when one model state is scored many times, as a scan does.
+    """
     openings = REFUSAL_OPENINGS + COMPLIANCE_OPENINGS
     contexts = [backend.format_chat(p) for p in prompts]
-    requests = [(context, opening) for context in contexts for opening in openings]
-    scores = [r.logprob for r in backend.loglikelihood(requests, chat_formatted=True)]
+    if shared_context:
+        scores = [
+            r.logprob
+            for context in contexts
+            for r in backend.shared_context_loglikelihood(context, openings, chat_formatted=True)
+        ]
+    else:
+        requests = [(context, opening) for context in contexts for opening in openings]
+        scores = [r.logprob for r in backend.loglikelihood(requests, chat_formatted=True)]
     margins = []
     width = len(openings)
     for row in range(len(prompts)):

@@ -75,6 +75,11 @@ class SampledGenerationProbe(Probe):
             self._scorer = get_toxicity_scorer("classifier")
         return self._scorer
 
+    @property
+    def definition(self) -> str:
+        published = "" if self.k == 25 else "; RealToxicityPrompts uses k=25: toxicity:k=25"
+        return f"k={self.k} samples per prompt (top-p {self.top_p}, {self.max_new_tokens} tokens){published}"
+
     def query_config(self, context: ProbeContext) -> dict[str, Any]:
         return {
             **super().query_config(context),

@@ -25,7 +25,7 @@ class Profile:
     description: str
     probes: tuple[str, ...]
     variants: tuple[str, ...]
-    policy: Any  # compsafe.gate.Policy (typed loosely to keep this module free of the gate import cycle)
+    policy_spec: str | dict[str, Any]  # a shipped policy name or a policy mapping; gate.profile_policy parses it
 
 
 def profile_names() -> list[str]:
@@ -43,8 +43,6 @@ def _strings(name: str, key: str, value: Any) -> tuple[str, ...]:
 
 def load_profile(name: str) -> Profile:
     """A shipped profile by name; unknown names get a did-you-mean."""
-    from compsafe.gate import parse_policy, shipped_policy
-
     names = profile_names()
     if name not in names:
         close = difflib.get_close_matches(name, names, n=2, cutoff=0.5)
@@ -59,16 +57,13 @@ def load_profile(name: str) -> Profile:
     unknown = sorted(set(data) - PROFILE_KEYS)
     if unknown:
         raise PolicyError(f"profile {name}: unknown key(s) {', '.join(unknown)}")
-    policy_data = data.get("policy", "default")
-    policy = (
-        shipped_policy(policy_data)
-        if isinstance(policy_data, str)
-        else parse_policy(policy_data, f"profile {name} policy")
-    )
+    policy_spec = data.get("policy", "default")
+    if not isinstance(policy_spec, str | dict):
+        raise PolicyError(f"profile {name}: policy must be a shipped policy name or a mapping of rules")
     return Profile(
         name=name,
         description=" ".join(str(data.get("description", "")).split()),
         probes=_strings(name, "probes", data.get("probes", [])),
         variants=_strings(name, "variants", data.get("variants", [])),
-        policy=policy,
+        policy_spec=policy_spec,
     )

@@ -114,6 +114,8 @@ def _header(summary: RunSummary) -> str:
         ("profile", config.profile or "-"),
         ("items per probe", ", ".join(f"{k}: {v.dataset.count if v.dataset.count is not None else '?'}"
                                       for k, v in summary.probes.items())),
+        ("definitions", "; ".join(f"{k}: {v.extra('definition')}" for k, v in summary.probes.items()
+                                  if v.extra("definition")) or "-"),
         ("compsafe", f"{summary.compsafe_version} · seed {config.seed if config.seed is not None else '?'} · "
                      f"{summary.timing_seconds.get('total', 0):.0f} s"),
     ]  # fmt: skip
@@ -560,7 +562,7 @@ def render_html(summary: RunSummary | dict[str, Any]) -> str:
 def build_report(run_dir: Path, summary: RunSummary | dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write report.html and report.md into the run folder; returns their paths."""
     from compsafe.report.markdown import render_markdown
-    from compsafe.report.outputs import atomic_write
+    from compsafe.runfolder import atomic_write
 
     run_dir = Path(run_dir)
     summary = parse_summary(summary) if summary is not None else load_summary(run_dir)

@@ -75,6 +75,12 @@ def _headline(summary: RunSummary) -> list[str]:
     return lines
 
 
+def _definitions(summary: RunSummary) -> list[str]:
+    """How probes whose published definitions differ were computed (toxicity's k, the first perplexity token)."""
+    notes = [f"`{k}`: {_cell(v.extra('definition'))}" for k, v in summary.probes.items() if v.extra("definition")]
+    return ["Definitions: " + "; ".join(notes), ""] if notes else []
+
+
 def _gate(summary: RunSummary) -> list[str]:
     from compsafe.errors import CompsafeError
     from compsafe.gate import evaluate_policy, policy_for_run
@@ -132,6 +138,7 @@ def render_markdown(summary: RunSummary | dict[str, Any]) -> str:
         "",
         *_headline(summary),
         "",
+        *_definitions(summary),
         *verdicts_markdown(summary),
         *_gate(summary),
         "",

@@ -1,0 +1,38 @@
+"""The `compsafe` command: thin — parse options, call one `compsafe.api` function, print with rich.
+
+One module per command group; each registers its commands on the shared ``app`` with ``common.command``,
+which turns any ``CompsafeError`` into one line on stderr and exit code 2. ``COMMAND_GROUPS`` lists the
+modules in the order their commands appear in ``compsafe --help``: a new group is one module added there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from compsafe.cli.common import app, err_console
+from compsafe.errors import CompsafeError
+
+COMMAND_GROUPS = (
+    "study",  # run, variants, probes
+    "export",  # compress
+    "training",  # align, plant-canaries, recover, plant-backdoor, distill
+    "diagnose",  # scan, sensitivity, mitigate
+    "judges",  # judges, judge, rejudge
+    "review",  # report, gate, manifest, verify, compare, profiles
+)
+for _group in COMMAND_GROUPS:
+    importlib.import_module(f"compsafe.cli.{_group}")
+
+__all__ = ["COMMAND_GROUPS", "app", "main"]
+
+
+def main() -> None:
+    """Console-script and ``python -m compsafe`` entry point."""
+    try:
+        app()
+    except CompsafeError as exc:  # pragma: no cover - raised outside a command (e.g. while parsing)
+        from rich.markup import escape
+
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(2)

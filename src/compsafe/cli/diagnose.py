@@ -1,0 +1,148 @@
+"""Commands that look inside a compressed model: `scan` (divergences), `sensitivity`, `mitigate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from compsafe import api
+from compsafe.cli.common import command, console, log_step, progress_observer, say
+from compsafe.errors import ConfigError
+
+
+def parse_blocks(spec: str | None) -> list[int] | None:
+    """'0-3,7' -> [0, 1, 2, 3, 7]; None -> every block."""
+    if not spec:
+        return None
+    blocks: list[int] = []
+    for part in spec.split(","):
+        low, _, high = part.strip().partition("-")
+        try:
+            blocks.extend(range(int(low), int(high or low) + 1))
+        except ValueError as exc:
+            raise ConfigError(f"--blocks {spec!r}: use block numbers and ranges, e.g. 0-3,7") from exc
+    return blocks
+
+
+@command()
+def scan(
+    run_dir: Path = typer.Argument(None, help="Scan an existing run folder instead of running one."),
+    model: str = typer.Option(None, "--model", "-m", help="Base model (default: the embedded one)."),
+    variant: str = typer.Option(None, "--variant", "-r", help="Variant recipe(s) or path(s), comma-separated."),
+    probes: str = typer.Option(None, "--probes", help="Refusal set, e.g. refusal:harmbench (default refusal)."),
+    limit: int = typer.Option(None, "--limit", help="At most N harmful prompts."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run folder (default runs/scan)."),
+    top: int = typer.Option(10, "--top", help="Rows shown per variant."),
+    device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N."),
+) -> None:
+    """Divergence scanner: prompts the base refuses and a variant answers, lowest base refusal margin first."""
+    from compsafe.analysis.divergence_scan import FILENAME
+    from compsafe.config import split_variants
+    from compsafe.report.divergences import print_divergences
+
+    variants = split_variants(variant) if variant else None
+    with progress_observer() as observer:
+        run_dir, scans = api.scan(
+            run_dir, model=model, variants=variants, probes=probes, limit=limit, out=out, device=device,
+            observer=observer,
+        )
+    print_divergences(scans, console, top)
+    say(f"wrote {run_dir / FILENAME}")
+
+
+@command()
+def sensitivity(
+    model: str = typer.Option(None, "--model", "-m", help="Model folder, hub id or catalog name (default: embedded)."),
+    recipe: str = typer.Option("int4-rtn-g128", "--recipe", "-r", help="Recipe whose sensitivity is measured."),
+    prompts: int = typer.Option(24, "--prompts", help="Harmful prompts of the validation split (0: all 66)."),
+    passages: int = typer.Option(4, "--passages", help="Shipped passages for perplexity."),
+    blocks: str = typer.Option(None, "--blocks", help="Blocks to scan, e.g. 0-3,7 (default all)."),
+    judged: bool = typer.Option(True, "--judged/--no-judged", help="Also generate+judge (validates the fast signal)."),
+    heads: bool = typer.Option(True, "--heads/--no-heads", help="Scan attention heads."),
+    head_candidates: int = typer.Option(12, "--head-candidates", help="Heads ablated exactly (0: every head)."),
+    calibration_samples: int = typer.Option(8, "--calibration-samples", help="Windows for Hessians/calibration."),
+    safety_calibration: float = typer.Option(0.0, "--safety-calibration", help="Refusal share of calibration."),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", help="Tokens generated per judged response."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda."),
+    dtype: str = typer.Option("float32", "--dtype", help="Scan dtype (float32: margins stable across batchings)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write the full result as JSON here."),
+    store: Path = typer.Option(
+        None, "--store", help="SQLite file keeping every measurement, so rerunning the same scan resumes."
+    ),
+) -> None:
+    """Where a recipe hurts: per-module weight/output error, per-block safety vs capability damage, safety heads."""
+    from compsafe.report.views import print_sensitivity
+
+    result = api.sensitivity(
+        recipe,
+        model=model,
+        device=device,
+        dtype=dtype,
+        calibration_samples=calibration_samples,
+        safety_calibration=safety_calibration,
+        out=out,
+        store=store,
+        prompt_limit=prompts or None,
+        passage_limit=passages,
+        judged=judged,
+        blocks=parse_blocks(blocks),
+        heads=heads,
+        head_candidates=head_candidates,
+        max_new_tokens=max_new_tokens,
+        progress=log_step,
+    )
+    print_sensitivity(result, console, str(out) if out else None)
+
+
+@command()
+def mitigate(
+    model: str = typer.Option(None, "--model", "-m", help="Model folder, hub id or catalog name (default: embedded)."),
+    recipe: str = typer.Option("int4-rtn-g128", "--recipe", "-r", help="The recipe to make safe."),
+    max_refusal_drop: float = typer.Option(0.02, "--max-refusal-drop", help="Tolerated refusal-rate loss vs base."),
+    budget_bits: float = typer.Option(None, "--budget-bits", help="Never exceed this many bits per weight."),
+    keep_mode: str = typer.Option("keep8", "--keep-mode", help="keep8 (kept blocks at int8) or keep (at 16 bits)."),
+    signal: str = typer.Option(
+        "judged",
+        "--signal",
+        help="Search on the judged refusal rate (default) or on the cheaper fast margin rate (a proxy: on "
+        "compsafe-demo int4 it met its tolerance while judged refusals stayed at 39%; docs/sensitivity.md).",
+    ),
+    prompts: int = typer.Option(0, "--prompts", help="Prompts per split (0: all, 66 validation + 66 held-out)."),
+    passages: int = typer.Option(4, "--passages", help="Shipped passages for perplexity."),
+    calibration_samples: int = typer.Option(16, "--calibration-samples", help="Windows for calibrated methods."),
+    safety_calibration: float = typer.Option(0.0, "--safety-calibration", help="Refusal share of calibration."),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", help="Tokens generated per judged response."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda."),
+    dtype: str = typer.Option("float32", "--dtype", help="Search dtype (bits are counted at 16-bit storage)."),
+    ranking: Path = typer.Option(
+        None, "--ranking", help="Block order from `compsafe sensitivity --out` (same recipe); skips the block scan."
+    ),
+    out: Path = typer.Option(None, "--out", "-o", help="Write the full result as JSON here."),
+    store: Path = typer.Option(
+        None, "--store", help="SQLite file keeping every measurement, so rerunning the same scan resumes."
+    ),
+) -> None:
+    """Keep the most safety-sensitive blocks at higher precision until refusals hold; confirm on held-out items."""
+    from compsafe.report.views import print_mitigation
+
+    result = api.mitigate(
+        recipe,
+        model=model,
+        device=device,
+        dtype=dtype,
+        calibration_samples=calibration_samples,
+        safety_calibration=safety_calibration,
+        ranking=ranking,
+        out=out,
+        store=store,
+        max_drop=max_refusal_drop,
+        budget_bits=budget_bits,
+        keep_mode=keep_mode,
+        signal=signal,
+        prompt_limit=prompts or None,
+        passage_limit=passages,
+        max_new_tokens=max_new_tokens,
+        progress=log_step,
+    )
+    print_mitigation(result, console, str(out) if out else None)
