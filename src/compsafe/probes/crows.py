@@ -36,6 +36,7 @@ class CrowsPairsProbe(Probe):
     metrics: ClassVar[tuple[Metric, ...]] = (
         rate("stereotype_preference_rate", change="delta", test="mcnemar"),  # ideal 50%: no direction
         nats("mean_margin", change="margin_delta"),
+        nats("likelihood_diff"),  # lm-eval crows_pairs: mean |log P(more) - log P(less)|
         rate("flip_share", in_comparison=True),
         rate("by_category.*"),
         count("n"),
