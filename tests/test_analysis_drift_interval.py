@@ -94,4 +94,6 @@ def test_gate_message_shows_the_interval_not_a_bare_ratio() -> None:
     assert "MCQA accuracy McNemar" in check.evidence
     rule = {"metric": "alignment_drift_ratio", "max": 2.0, "require_significance": True}
     strict = parse_policy({"rules": [rule]}, "t")
-    assert evaluate_policy(summary, strict).checks[0].status == "pass"  # breach not significant
+    # a breach that is not significant is insufficient evidence (fails closed unless allowed), never a pass
+    assert evaluate_policy(summary, strict).checks[0].status == "insufficient"
+    assert evaluate_policy(summary, strict, allow_insufficient=True).passed

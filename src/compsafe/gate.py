@@ -40,6 +40,7 @@ from compsafe.metrics import (
     Change,
     check_metric_name,
     declaration,
+    drift_display,
     format_change,
     format_limit,
     format_value,
@@ -405,7 +406,9 @@ def check_rule(summary: RunSummary, rule: Rule, label: str, level: float) -> Che
         moved = bound * (value - threshold)
         if moved > 1e-12:
             word = "<" if bound < 0 else ">"
-            check.reasons.append(f"{format_value(metric, value)} {word} {key} {format_value(metric, threshold)}")
+            # a drift ratio is never shown bare: its interval, measure and significance come with it
+            shown = (drift_display(summary, label, metric) if probe == DRIFT else None) or format_value(metric, value)
+            check.reasons.append(f"{shown} {word} {key} {format_value(metric, threshold)}")
         found = declaration(metric)
         own_ci = found is not None and found.ratio_change and found.base_value is not None  # the CI is the value's
         interval = cmp.interval(found.change) if own_ci and cmp is not None and found is not None else None

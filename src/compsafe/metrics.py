@@ -258,6 +258,14 @@ def significance(summary: RunSummary, label: str, metric: str, level: float = SI
     """
     if metric.split(".")[0] == DRIFT:
         drift = summary.drift(label)
+        entry = drift.entry(metric.partition(".")[2] or None)
+        if entry is not None and entry.extra("significant") is not None:  # both sides tested (drift_summary.py)
+            safety = drift.safety_change_p_value
+            evidence = f"drift ratio {entry.display}; safety change McNemar p=" + (
+                f"{safety:.3g}" if isinstance(safety, int | float) else "n/a"
+            )
+            evidence += f"; {entry.extra('capability_change_evidence')}"
+            return Significance(True, bool(entry.extra("significant")), evidence)
         p_value = drift.safety_change_p_value
         if p_value is None:
             return Significance(False, False, "no test of the safety change")
