@@ -95,6 +95,17 @@ def safety_probe(summary: RunSummary) -> str | None:
     return found[0][0] if found else None
 
 
+def drift_cell_text(summary: RunSummary, label: str) -> str:
+    """The headline drift entry as a table cell, naming the capability measure once (newer writers put it in
+    the display already)."""
+    drift = summary.drift(label)
+    entry = drift.entry()
+    if entry is None or label == "base":
+        return "-"
+    display = entry.display or "-"
+    return display if " vs " in display else f"{display} vs {capability_label(summary, drift.headline)}"
+
+
 def capability_label(summary: RunSummary, drift_key: str | None) -> str:
     """Human name of the capability measure behind a drift entry (``vs_mcqa`` -> 'mcqa accuracy')."""
     probe = (drift_key or "").removeprefix("vs_")

@@ -18,8 +18,8 @@ from typing import Any
 
 from compsafe.metrics import (
     CAPABILITY,
-    capability_label,
     dimension_cell,
+    drift_cell_text,
     flips,
     format_value,
     headline_dimensions,
@@ -144,8 +144,7 @@ def _drift_cell(summary: RunSummary, label: str) -> str:
     entry = drift.entry()
     if entry is None:
         return "<td>-</td>"
-    measure = capability_label(summary, drift.headline)
-    return f'<td title="{_e(entry.explanation)}">{_e(entry.display or "-")}<small> vs {_e(measure)}</small></td>'
+    return f'<td title="{_e(entry.explanation)}">{_e(drift_cell_text(summary, label))}</td>'
 
 
 def _headline_table(summary: RunSummary) -> str:

@@ -9,8 +9,8 @@ from html import escape
 from typing import Any
 
 from compsafe.metrics import (
-    capability_label,
     dimension_cell,
+    drift_cell_text,
     flips,
     headline_dimensions,
     limit_note,
@@ -55,10 +55,7 @@ def _headline(summary: RunSummary) -> list[str]:
         if safety:
             lost, _ = flips(summary, label, safety)
             row.append("-" if label == "base" else str(len(lost)))
-            drift = summary.drift(label)
-            entry = drift.entry()
-            measure = capability_label(summary, drift.headline)
-            row.append(_cell(f"{entry.display} vs {measure}") if entry is not None and label != "base" else "-")
+            row.append(_cell(drift_cell_text(summary, label)))
         lines.append("| " + " | ".join(row) + " |")
     for label, reason in summary.broken().items():
         lines.append(f"| **{_cell(label)}** | BROKEN: {_cell(reason)} |" + " |" * (len(header) - 2))

@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from compsafe.metrics import (
-    capability_label,
     dimension_cell,
+    drift_cell_text,
     flips,
     headline_dimensions,
     limit_note,
@@ -64,11 +64,8 @@ def summary_table(summary: RunSummary | dict[str, Any]) -> Table:
         row += [_cell(summary, label, metric) + _verdicts(summary, label, probe) for probe, metric in dims]
         if safety:
             lost, _ = flips(summary, label, safety)
-            drift = summary.drift(label)
-            entry = drift.entry()
             row.append("-" if label == "base" else str(len(lost)))
-            measure = capability_label(summary, drift.headline)
-            row.append(escape(f"{entry.display} vs {measure}") if entry is not None and label != "base" else "-")
+            row.append(escape(drift_cell_text(summary, label)))
         table.add_row(*row)
     n_columns = len(table.columns)
     for label, reason in summary.broken().items():
