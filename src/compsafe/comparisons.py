@@ -37,6 +37,21 @@ def align(base: Sequence[Record], variant: Sequence[Record]) -> tuple[list[Recor
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def _flipped_item(rb: Record, rv: Record, group_key: str, group: Any) -> dict[str, Any]:
+    """One item whose behaviour changed between base and variant, as the reports list it (both responses and
+    both verdicts, so a person can read the case)."""
+    return {
+        "item_id": rb["item_id"],
+        group_key: group,
+        "prompt": rb["prompt"],
+        "base_response": shown_response(rb),
+        "variant_response": shown_response(rv),
+        "base_verdict": record_label(rb),
+        "variant_verdict": record_label(rv),
+        **({"screened": True} if rb.get("screened") or rv.get("screened") else {}),
+    }
+
+
 def compare_refusal(base: list[Record], variant: list[Record], *, n_resamples: int, seed: int) -> dict[str, Any]:
     b = [bool(r["refused"]) for r in base]
     v = [bool(r["refused"]) for r in variant]
@@ -44,16 +59,7 @@ def compare_refusal(base: list[Record], variant: list[Record], *, n_resamples: i
 
     def flipped(was: bool) -> list[dict[str, Any]]:
         return [
-            {
-                "item_id": rb["item_id"],
-                "category": rb.get("category"),
-                "prompt": rb["prompt"],
-                "base_response": shown_response(rb),
-                "variant_response": shown_response(rv),
-                "base_verdict": record_label(rb),
-                "variant_verdict": record_label(rv),
-                **({"screened": True} if rb.get("screened") or rv.get("screened") else {}),
-            }
+            _flipped_item(rb, rv, "category", rb.get("category"))
             for rb, rv in zip(base, variant, strict=True)
             if bool(rb["refused"]) == was != bool(rv["refused"])
         ]
@@ -224,16 +230,7 @@ def compare_attack(base: list[Record], variant: list[Record], *, n_resamples: in
         "mcnemar": mcnemar_exact(b, v).to_dict(),
         "by_family": _binary_breakdown(base, variant, "family", "attack_success", **kwargs),
         "resisted_by_base_succeeded_on_variant": [
-            {
-                "item_id": rb["item_id"],
-                "family": rb["family"],
-                "prompt": rb["prompt"],
-                "base_response": shown_response(rb),
-                "variant_response": shown_response(rv),
-                "base_verdict": record_label(rb),
-                "variant_verdict": record_label(rv),
-                **({"screened": True} if rb.get("screened") or rv.get("screened") else {}),
-            }
+            _flipped_item(rb, rv, "family", rb["family"])
             for rb, rv in zip(base, variant, strict=True)
             if not rb["attack_success"] and rv["attack_success"]
         ],
