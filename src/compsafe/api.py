@@ -29,22 +29,25 @@ def run(
     """Run base + variants x probes and write the run folder (and its reports); returns the summary dict.
 
     With ``executor="ray"`` the records are first computed by Ray tasks; the local runner then finds them in
-    the store and only summarises.
+    the store and only summarises. The run folder and the store are locked for the whole run: a second run
+    into either refuses at once (``runlock.run_locks``).
     """
+    from compsafe.runlock import run_locks
     from compsafe.runner import SilentObserver
     from compsafe.runner import run as run_study
 
     config = config or RunConfig(**options)
     observer = observer or SilentObserver()
-    if config.executor == "ray":
-        from compsafe.executors.ray_executor import precompute_with_ray
+    with run_locks(config.out, config.store_path):
+        if config.executor == "ray":
+            from compsafe.executors.ray_executor import precompute_with_ray
 
-        precompute_with_ray(config, observer)
-    summary = run_study(config, observer)
-    if reports:
-        from compsafe.report import write_reports
+            precompute_with_ray(config, observer)
+        summary = run_study(config, observer)
+        if reports:
+            from compsafe.report import write_reports
 
-        write_reports(config.out, observer)
+            write_reports(config.out, observer)
     return summary
 
 
@@ -252,10 +255,16 @@ def plant_backdoor(
     from compsafe.training.plant_backdoor import BACKDOOR_TRAIN_CONFIG, DEFAULT_N_PROMPTS
     from compsafe.training.plant_backdoor import plant_backdoor as plant
 
-    spec = BackdoorSpec(trigger or DEFAULT_TRIGGER, target or DEFAULT_TARGET, placement)
+    # None means the default; '' or 0 is a mistake the spec / the check below refuses, never a silent default
+    spec = BackdoorSpec(
+        DEFAULT_TRIGGER if trigger is None else trigger, DEFAULT_TARGET if target is None else target, placement
+    )
+    if prompts is not None and prompts < 1:
+        raise ConfigError(f"--prompts {prompts}: use at least 1")
     _check_epochs(epochs)
     config = BACKDOOR_TRAIN_CONFIG if epochs is None else replace(BACKDOOR_TRAIN_CONFIG, epochs=epochs)
-    return plant(model, out, spec, n_prompts=prompts or DEFAULT_N_PROMPTS, config=config, log=log)
+    n_prompts = DEFAULT_N_PROMPTS if prompts is None else prompts
+    return plant(model, out, spec, n_prompts=n_prompts, config=config, log=log)
 
 
 def recovery_run_config(
@@ -387,9 +396,8 @@ def sensitivity(
     handle = _load(model, device, dtype)
     spec = CalibrationSpec(n_samples=calibration_samples, seq_len=128, safety_fraction=safety_calibration)
     with _store(store) as results:
-        result = sensitivity_report(
-            handle, recipe, calibration=build_calibration(handle.tokenizer, spec), store=results, **options
-        )
+        calibration = build_calibration(handle.tokenizer, spec, handle.max_length)
+        result = sensitivity_report(handle, recipe, calibration=calibration, store=results, **options)
     _write_json(out, result)
     return result
 
@@ -418,15 +426,18 @@ def mitigate(
 
     order = None
     if ranking is not None:
+        from compsafe.jsonio import read_json_file
+
+        data = read_json_file(ranking, "block ranking")  # limits: huge numbers, deep nesting, not UTF-8
         try:
-            order = ranking_from_sensitivity(json.loads(ranking.read_text(encoding="utf-8")), recipe)
-        except (OSError, ValueError, KeyError) as exc:
-            raise DataFileError(f"cannot read the block ranking {ranking}: {exc}") from exc
+            order = ranking_from_sensitivity(data, recipe)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DataFileError(f"{ranking} is not a `compsafe sensitivity --out` file ({exc})") from exc
     handle = _load(model, device, dtype)
     calibration = None
     if needs_calibration(parse_recipe(recipe)):
         spec = CalibrationSpec(n_samples=calibration_samples, seq_len=128, safety_fraction=safety_calibration)
-        calibration = build_calibration(handle.tokenizer, spec)
+        calibration = build_calibration(handle.tokenizer, spec, handle.max_length)
     with _store(store) as results:
         result = run_mitigation(handle, recipe, calibration=calibration, block_order=order, store=results, **options)
     _write_json(out, result)

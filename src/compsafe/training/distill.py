@@ -84,8 +84,8 @@ class DistillConfig:
             raise ConfigError("distillation needs epochs, batch_size and grad_accum >= 1")
         if self.max_length < 8:
             raise ConfigError(f"max_length {self.max_length} is too short: use at least 8 tokens")
-        if self.learning_rate <= 0:
-            raise ConfigError("learning_rate must be positive")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ConfigError(f"learning_rate {self.learning_rate} must be a positive number, e.g. 1e-4")
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise ConfigError(f"temperature {self.temperature} must be a positive number, e.g. 2.0")
         if not 0.0 <= self.alpha <= 1.0:
