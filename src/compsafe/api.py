@@ -134,6 +134,8 @@ def scan(
     """Divergences (base refuses, a variant answers) of a run folder, or of a fresh refusal run when ``run_dir``
     is None; writes ``divergences.jsonl`` into the run folder and returns (run folder, per-variant scan)."""
     from compsafe.analysis.divergence_scan import read_run_records, scan_run_records, write_divergences
+    from compsafe.metrics import scan_probes
+    from compsafe.probes import PROBES
 
     if run_dir is None:
         if not variants:
@@ -146,9 +148,12 @@ def scan(
         run(config, observer)
         run_dir = config.out
     run_dir = Path(run_dir)
-    records = read_run_records(run_dir)
-    write_divergences(run_dir, records)
-    return run_dir, scan_run_records(records)
+    wanted = scan_probes(PROBES.names())  # the probes declaring the safety decision and its margin
+    if wanted is None:
+        raise ConfigError("no registered probe declares a safety headline: there is nothing to scan")
+    records = read_run_records(run_dir, wanted)
+    write_divergences(run_dir, records, wanted)
+    return run_dir, scan_run_records(records, wanted)
 
 
 # --------------------------------------------------------------------------------------------- diagnosis
