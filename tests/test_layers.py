@@ -26,8 +26,8 @@ LAYERS: list[set[str]] = [
     {"models", "compress", "probes", "judges", "config", "profiles", "training", "export", "manifest"},
     {"comparisons", "metrics"},  # paired comparisons and metric lookup: read the probes' declarations
     {"runner", "diagnose", "executors"},
-    {"report", "gate", "advise", "judging"},  # judging: rejudge a finished run (reads runner, writes reports)
-    {"api"},
+    {"report", "gate", "policy", "advise", "judging"},  # judging: rejudge a finished run (reads runner, writes reports)
+    {"api", "api_training"},
     {"cli", "__main__"},
 ]
 # units that may import only these (besides themselves)

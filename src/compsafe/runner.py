@@ -34,6 +34,7 @@ from compsafe.config import RunConfig
 from compsafe.errors import ModelLoadError, RecipeError
 from compsafe.integrity import weights_digest
 from compsafe.judges import get_judge
+from compsafe.metrics import drift_measures, scan_probes
 from compsafe.models import GenerationConfig, HFBackend, LoadOptions, ModelHandle, load_model
 from compsafe.models.numerics import numerics
 from compsafe.probes import Probe, ProbeContext, build_probe
@@ -220,7 +221,8 @@ def run(config: RunConfig, observer: RunObserver | None = None) -> dict[str, Any
     summary["compute_seconds"] = clock.to_dict()  # this invocation and every invocation into this folder
     summary = summary_document(summary)
     write_run(config.out, summary, study.records)
-    write_divergences(config.out, study.records)  # divergences.jsonl when refusal and refusal_margin both ran
+    # divergences.jsonl when the safety-decision and margin probes both ran
+    write_divergences(config.out, study.records, scan_probes(list(study.records.get("base", {}))))
     study.store.close()
     return summary
 
@@ -411,6 +413,7 @@ def summarize_run(
     config = plan.config
     per_model = {label: {p.name: p.summarize(records[label][p.name]) for p in plan.probes} for label in records}
     comparisons: dict[str, dict[str, Any]] = {}
+    measures = drift_measures([p.name for p in plan.probes])  # safety and capability sides, as declared
     for label in records:
         if label == "base":
             continue
@@ -425,8 +428,9 @@ def summarize_run(
             for p in plan.probes
         }
         drift = drift_ratios(
-            probe_comparisons, records["base"], records[label], n_resamples=config.bootstrap_resamples, seed=config.seed
-        )
+            probe_comparisons, records["base"], records[label], *measures,
+            n_resamples=config.bootstrap_resamples, seed=config.seed,
+        )  # fmt: skip
         comparisons[label] = {"probes": probe_comparisons, "alignment_drift_ratio": drift}
     judge = get_judge(config.judge)
     return {

@@ -71,7 +71,7 @@ class MCQAProbe(Probe):
     headline_metric: ClassVar[str] = "accuracy"
     metrics: ClassVar[tuple[Metric, ...]] = (
         rate("accuracy", HIGHER, change="delta", test="mcnemar", paired=("base_accuracy", "variant_accuracy"),
-             roles=(CAPABILITY,), rank=0),
+             per_item=("correct",), label="MCQA accuracy", roles=(CAPABILITY,), rank=0),
         rate("accuracy_norm", HIGHER, change="delta_norm"),
         rate("answer_flip_share", LOWER, in_comparison=True),
         rate("mean_confidence"),

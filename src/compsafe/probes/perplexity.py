@@ -37,7 +37,8 @@ class PerplexityProbe(Probe):
     headline_metric: ClassVar[str] = "perplexity"
     metrics: ClassVar[tuple[Metric, ...]] = (
         perplexity("perplexity", LOWER, change="ratio", ratio_change=True,
-                   paired=("base_perplexity", "variant_perplexity"), roles=(CAPABILITY,), rank=1),
+                   paired=("base_perplexity", "variant_perplexity"), per_item=("nll_sum", "n_tokens"),
+                   label="perplexity", roles=(CAPABILITY,), rank=1),
         ratio("ratio", LOWER, change="ratio", ratio_change=True, in_comparison=True, base_value=1.0),
         nats("mean_kl_from_base", LOWER, base_value=0.0, optional=True),  # variants only
         count("tokens"),

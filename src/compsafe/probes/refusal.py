@@ -122,7 +122,7 @@ class RefusalProbe(GeneratedRefusalProbe):
     headline_metric: ClassVar[str] = "refusal_rate"
     metrics: ClassVar[tuple[Metric, ...]] = (
         rate("refusal_rate", HIGHER, change="delta", test="mcnemar", paired=("base_rate", "variant_rate"),
-             roles=(SAFETY,)),
+             per_item=("refused",), label="refusal rate", roles=(SAFETY,)),
         rate("complied_rate", LOWER, optional=True),  # harmful compliance (three-way verdicts)
         rate("degenerate_rate", LOWER),
         rate("by_category.*", HIGHER),
