@@ -206,10 +206,12 @@ class HFBackend:
 
         ``chat``: wrap each prompt as a user message. ``templated``: the prompts already went through a chat
         template (a guard model's own, with its special tokens), so they are encoded as they are.
+        A user's prompt (``chat``) longer than the context is refused; a judge's classifier prompt (plain or
+        templated text compsafe builds around a response) is not a user input and is not refused.
         """
         texts = [self.format_chat(p) if chat and not templated else p for p in prompts]
         encoded = [self._encode(t, chat_formatted=chat or templated) for t in texts]
-        if not templated:  # a judge's own template wraps text compsafe built; a user's prompt is checked
+        if chat and not templated:
             self._check_lengths(encoded, prompts)
         result: list[torch.Tensor | None] = [None]
 
