@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 from compsafe.analysis.calibration import calibration_summary
 from compsafe.errors import DataFileError
-from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record, chunked
+from compsafe.probes.base import PROBES, Item, ItemRows, Probe, ProbeContext, Record, chunked
 from compsafe.probes.datasets import (
     DatasetSource,
-    balanced_limit,
     field,
-    pick_source,
-    read_data_file,
     shipped,
 )
 from compsafe.probes.declarations import CAPABILITY, HIGHER, LOWER, Metric, count, rate, score
@@ -88,31 +84,20 @@ class MCQAProbe(Probe):
         ),
     }
 
+    item_fields: ClassVar[tuple[str, ...]] = ("question", "choices", "answer", "category")
+    item_noun: ClassVar[str] = "question"
+
     @classmethod
-    def from_spec(cls, spec: str | None, limit: int | None) -> MCQAProbe:
-        set_name, source = pick_source(cls.sources, spec, cls.name)
-        if isinstance(source, Path):
-            rows, origin, licence = read_data_file(source), str(source), "user-supplied"
-        else:
-            rows, origin, licence = source.load(), source.source, source.licence
-        parsed = []
-        for index, row in enumerate(rows):
-            question = str(field(row, ("question", "query", "prompt"), origin, index))
-            choices = _choices(row, origin, index)
-            parsed.append(
-                {
-                    "id": str(row.get("id", f"{set_name}-{index:04d}")),
-                    "question": question,
-                    "choices": choices,
-                    "answer": _answer(row, choices, origin, index),
-                    "category": str(row.get("subject", row.get("category", "general"))),
-                }
-            )
-        if len({p["id"] for p in parsed}) != len(parsed):
-            raise DataFileError(f"{origin}: item ids are not unique; give every question a distinct 'id'")
-        picked = balanced_limit(parsed, limit)
-        items = [Item(p["id"], {k: p[k] for k in ("question", "choices", "answer", "category")}) for p in picked]
-        return cls(items, DatasetInfo(set_name, origin, licence, len(items), {"available": len(parsed)}))
+    def parse_row(cls, row: dict[str, Any], index: int, rows: ItemRows) -> dict[str, Any]:
+        question = str(field(row, ("question", "query", "prompt"), rows.origin, index))
+        choices = _choices(row, rows.origin, index)
+        return {
+            "id": rows.row_id(row, index),
+            "question": question,
+            "choices": choices,
+            "answer": _answer(row, choices, rows.origin, index),
+            "category": str(row.get("subject", row.get("category", "general"))),
+        }
 
     def evaluate(self, items: Sequence[Item], context: ProbeContext) -> Iterator[list[Record]]:
         for chunk in chunked(items, context.chunk_size):
