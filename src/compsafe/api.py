@@ -9,8 +9,9 @@ commands live in ``api_training`` and are re-exported here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -189,54 +190,62 @@ def _write_json(out: Path | None, result: dict[str, Any]) -> None:
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
-def sensitivity(
-    recipe: str = "int4-rtn-g128",
-    *,
-    model: str | None = None,
-    device: str = "auto",
-    dtype: str = "float32",
-    calibration_samples: int = 8,
-    safety_calibration: float = 0.0,
-    out: Path | None = None,
-    store: Path | None = None,
-    **options: Any,
-) -> dict[str, Any]:
-    """Where ``recipe`` hurts (module errors, per-block scan, heads); ``options`` go to ``sensitivity_report``.
+@dataclass(frozen=True)
+class DiagnosisSetup:
+    """What ``sensitivity`` and ``mitigate`` share: the model as loaded for diagnosis, its calibration windows,
+    and where results go (``out``: the result as JSON; ``store``: a SQLite file keeping every measurement as
+    per-item records, so running the same scan again resumes where it stopped)."""
 
-    Writes the result as JSON to ``out`` when given; ``store`` (a SQLite file) keeps every measurement as
-    per-item records, so running the same scan again resumes where it stopped.
-    """
-    from compsafe.compress import CalibrationSpec, build_calibration
+    model: str | None = None
+    device: str = "auto"
+    dtype: str = "float32"  # margins stable across batchings
+    calibration_samples: int = 8
+    safety_calibration: float = 0.0
+    out: Path | None = None
+    store: Path | None = None
+
+
+def _diagnose(
+    setup: DiagnosisSetup, recipe: str, measure: Callable[[Any, Any, Any], dict[str, Any]], *, calibrate: bool
+) -> dict[str, Any]:
+    """Load the model, build its calibration (always, or only when ``recipe`` needs it), run ``measure(handle,
+    calibration, store)`` with the store open, and write the result to ``setup.out``."""
+    from compsafe.compress import CalibrationSpec, build_calibration, needs_calibration, parse_recipe
+
+    handle = _load(setup.model, setup.device, setup.dtype)
+    calibration = None
+    if calibrate or needs_calibration(parse_recipe(recipe)):
+        spec = CalibrationSpec(
+            n_samples=setup.calibration_samples, seq_len=128, safety_fraction=setup.safety_calibration
+        )
+        calibration = build_calibration(handle.tokenizer, spec, handle.max_length)
+    with _store(setup.store) as results:
+        result = measure(handle, calibration, results)
+    _write_json(setup.out, result)
+    return result
+
+
+def sensitivity(recipe: str = "int4-rtn-g128", setup: DiagnosisSetup | None = None, **options: Any) -> dict[str, Any]:
+    """Where ``recipe`` hurts (module errors, per-block scan, heads); ``options`` go to ``sensitivity_report``."""
     from compsafe.diagnose.sensitivity import sensitivity_report
 
-    handle = _load(model, device, dtype)
-    spec = CalibrationSpec(n_samples=calibration_samples, seq_len=128, safety_fraction=safety_calibration)
-    with _store(store) as results:
-        calibration = build_calibration(handle.tokenizer, spec, handle.max_length)
-        result = sensitivity_report(handle, recipe, calibration=calibration, store=results, **options)
-    _write_json(out, result)
-    return result
+    def measure(handle: Any, calibration: Any, store: Any) -> dict[str, Any]:
+        return sensitivity_report(handle, recipe, calibration=calibration, store=store, **options)
+
+    return _diagnose(setup or DiagnosisSetup(), recipe, measure, calibrate=True)
 
 
 def mitigate(
     recipe: str = "int4-rtn-g128",
+    setup: DiagnosisSetup | None = None,
     *,
-    model: str | None = None,
-    device: str = "auto",
-    dtype: str = "float32",
-    calibration_samples: int = 16,
-    safety_calibration: float = 0.0,
     ranking: Path | None = None,
-    out: Path | None = None,
-    store: Path | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Greedy protected-block search for ``recipe``; ``options`` go to ``diagnose.mitigate.mitigate``.
 
-    ``ranking`` is a ``compsafe sensitivity --out`` file of the same recipe (skips the block scan). Writes the
-    result as JSON to ``out`` when given; ``store`` as in ``sensitivity``.
+    ``ranking`` is a ``compsafe sensitivity --out`` file of the same recipe (skips the block scan).
     """
-    from compsafe.compress import CalibrationSpec, build_calibration, needs_calibration, parse_recipe
     from compsafe.diagnose.mitigate import mitigate as run_mitigation
     from compsafe.diagnose.mitigate import ranking_from_sensitivity
 
@@ -249,15 +258,11 @@ def mitigate(
             order = ranking_from_sensitivity(data, recipe)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataFileError(f"{ranking} is not a `compsafe sensitivity --out` file ({exc})") from exc
-    handle = _load(model, device, dtype)
-    calibration = None
-    if needs_calibration(parse_recipe(recipe)):
-        spec = CalibrationSpec(n_samples=calibration_samples, seq_len=128, safety_fraction=safety_calibration)
-        calibration = build_calibration(handle.tokenizer, spec, handle.max_length)
-    with _store(store) as results:
-        result = run_mitigation(handle, recipe, calibration=calibration, block_order=order, store=results, **options)
-    _write_json(out, result)
-    return result
+
+    def measure(handle: Any, calibration: Any, store: Any) -> dict[str, Any]:
+        return run_mitigation(handle, recipe, calibration=calibration, block_order=order, store=store, **options)
+
+    return _diagnose(setup or DiagnosisSetup(calibration_samples=16), recipe, measure, calibrate=False)
 
 
 def evaluate_judges(llm_model: str | None = None) -> list[Any]:

@@ -44,16 +44,8 @@ from compsafe.training.sft import (
 )
 
 RECOVERY_FILE = "recovery.json"
-RECOVER_TRAIN_CONFIG = TrainConfig(
-    epochs=2,
-    learning_rate=3e-4,
-    batch_size=8,
-    grad_accum=1,
-    max_length=256,
-    warmup_steps=5,
-    seed=0,
-    lora=LoraSettings(r=8, alpha=16, dropout=0.0, target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
-)
+# the loop defaults (batch 8, 256 tokens, 5 warm-up steps, seed 0) and an r=8 adapter on the attention projections
+RECOVER_TRAIN_CONFIG = TrainConfig(epochs=2, learning_rate=3e-4, lora=LoraSettings(r=8, alpha=16))
 TARGET_MAX_NEW_TOKENS = 96
 TARGETS = ("base", "data")
 Log = Callable[[str], None]
