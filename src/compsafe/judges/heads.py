@@ -154,9 +154,21 @@ class SoftmaxHead:
 
 
 def fit_softmax(
-    x: np.ndarray, y: np.ndarray, classes: Sequence[str], *, l2: float = 1e-2, seed: int = 0, steps: int = 300
+    x: np.ndarray,
+    y: np.ndarray,
+    classes: Sequence[str],
+    *,
+    l2: float = 1e-2,
+    seed: int = 0,
+    steps: int = 300,
+    penalty: np.ndarray | None = None,
 ) -> SoftmaxHead:
-    """L2-regularised multinomial logistic regression by full-batch L-BFGS, classes reweighted to equal weight."""
+    """L2-regularised multinomial logistic regression by full-batch L-BFGS, classes reweighted to equal weight.
+
+    ``penalty`` (one factor per feature, default 1) scales the L2 term per feature: a block of hundreds of
+    embedding dimensions can separate authored training data perfectly on its own, and a larger penalty there
+    makes the head lean on the few features that carry over to real text.
+    """
     import torch
 
     torch.manual_seed(seed)
@@ -169,11 +181,14 @@ def fit_softmax(
     w = torch.zeros(features.shape[1], len(classes), dtype=torch.float64, requires_grad=True)
     b = torch.zeros(len(classes), dtype=torch.float64, requires_grad=True)
     optimiser = torch.optim.LBFGS([w, b], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+    factor = torch.ones(features.shape[1], 1, dtype=torch.float64)
+    if penalty is not None:
+        factor = torch.tensor(np.asarray(penalty, dtype=np.float64).reshape(-1, 1))
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
         loss = torch.nn.functional.cross_entropy(features @ w + b, labels, reduction="none")
-        loss = (sample_weight * loss).sum() + l2 * (w * w).sum()
+        loss = (sample_weight * loss).sum() + l2 * (factor * w * w).sum()
         loss.backward()
         return loss
 
