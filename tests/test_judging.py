@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import pytest
 
+from compsafe.config import DEFAULT_JUDGE
 from compsafe.errors import DataFileError
 from compsafe.judges import JUDGES, RefusalVerdict
 from compsafe.judging import judge_file, rejudge_run
@@ -89,7 +90,7 @@ def test_rejudge_rescores_stored_responses_and_keeps_the_old_verdicts(tiny_run_d
     summary = rejudge_run(run, refuses_everything)
 
     assert summary["judge"]["name"] == refuses_everything
-    assert summary["rejudged"][-1]["from"]["judge"] == "phrase"
+    assert summary["rejudged"][-1]["from"]["judge"] == DEFAULT_JUDGE
     written = json.loads((run / "summary.json").read_text(encoding="utf-8"))
     assert written["judge"]["name"] == refuses_everything and written["config"]["judge"] == refuses_everything
     records = read_records(run, "base", "refusal")
@@ -97,7 +98,7 @@ def test_rejudge_rescores_stored_responses_and_keeps_the_old_verdicts(tiny_run_d
     for new, old in zip(records, old_records, strict=True):
         assert new["previous_judges"] == [
             {
-                "judge": f"phrase@{before['judge']['version']}",
+                "judge": f"{DEFAULT_JUDGE}@{before['judge']['version']}",
                 **{k: old[k] for k in ("verdict", "judge_confidence", "refused", "judge_reason", "degenerate")},
             }
         ]
@@ -116,9 +117,9 @@ def test_rejudge_rescores_stored_responses_and_keeps_the_old_verdicts(tiny_run_d
     checks = evaluate_policy(written, policy).checks  # the gate reads the three-way rates
     assert {c.rule.metric for c in checks if c.status == "fail"} == {"over_refusal.complied_rate"}
 
-    again = rejudge_run(run, "phrase")  # a second rejudge stacks the history
+    again = rejudge_run(run, DEFAULT_JUDGE)  # a second rejudge stacks the history
     assert len(read_records(run, "base", "refusal")[0]["previous_judges"]) == 2
-    assert [h["from"]["judge"] for h in again["rejudged"]] == ["phrase", refuses_everything]
+    assert [h["from"]["judge"] for h in again["rejudged"]] == [DEFAULT_JUDGE, refuses_everything]
     assert again["metrics"]["base"]["refusal"] == before["metrics"]["base"]["refusal"]
 
 
