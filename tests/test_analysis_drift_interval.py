@@ -9,6 +9,7 @@ from compsafe.analysis.drift_interval import binary_losses, drift_ratio_interval
 from compsafe.analysis.drift_summary import drift_ratios
 from compsafe.comparisons import compare_probe
 from compsafe.gate import evaluate_policy, parse_policy
+from compsafe.metrics import drift_measures
 
 
 def _refusal(refused: list[bool], prefix: str = "r") -> list[dict]:
@@ -30,7 +31,7 @@ def _records(base_refused, variant_refused, base_correct, variant_correct):
         name: compare_probe(kind, base[name], variant[name], n_resamples=500, seed=0)
         for name, kind in (("refusal", "refusal"), ("mcqa", "choice"))
     }
-    return drift_ratios(comparisons, base, variant, n_resamples=500, seed=0)
+    return drift_ratios(comparisons, base, variant, *drift_measures(list(base)), n_resamples=500, seed=0)
 
 
 def test_noise_capability_change_gives_unbounded_interval_and_ns() -> None:

@@ -16,9 +16,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from compsafe.analysis.divergence_scan import ScanProbes
+from compsafe.analysis.drift_summary import Measure
 from compsafe.errors import UnknownNameError
 from compsafe.probes import PROBES
-from compsafe.probes.declarations import CAPABILITY, HIGHER, LOWER, RATIO, SAFETY, Metric, Unit, find
+from compsafe.probes.declarations import CAPABILITY, HIGHER, LOWER, MARGIN, RATIO, SAFETY, Metric, Unit, find
 from compsafe.summary import Interval, RunSummary
 
 SIGNIFICANCE = 0.05
@@ -83,6 +85,39 @@ def higher_is_better(metric: str) -> bool | None:
     return found.direction == HIGHER
 
 
+def drift_measures(probes: list[str] | tuple[str, ...]) -> tuple[Measure | None, list[Measure]]:
+    """The drift ratio's sides among ``probes`` as their declarations name them: the safety headline (None when
+    no probe declares one) and the capability headlines, preferred (lowest rank) first."""
+    declared = [(probe, m) for probe in probes for m in declarations(probe)]
+    safety = [drift_measure(probe, m) for probe, m in declared if SAFETY in m.roles]
+    capabilities = sorted(((m.rank, probe, m) for probe, m in declared if CAPABILITY in m.roles), key=lambda t: t[0])
+    return (safety[0] if safety else None), [drift_measure(probe, m) for _, probe, m in capabilities]
+
+
+def drift_measure(probe: str, metric: Metric) -> Measure:
+    """One declared headline metric as a side of the drift ratio (``analysis.drift_summary.Measure``)."""
+    if metric.paired is None or not metric.per_item:
+        raise ValueError(f"{probe}.{metric.key}: a drift measure needs paired values and per-item fields")
+    return Measure(
+        probe=probe,
+        label=metric.label or f"{probe} {metric.key}",
+        paired=metric.paired,
+        per_item=metric.per_item,
+        higher_is_better=metric.direction != LOWER,
+        test=metric.test,
+        change=metric.change,
+        no_change=1.0 if metric.ratio_change else 0.0,
+    )
+
+
+def scan_probes(probes: list[str] | tuple[str, ...]) -> ScanProbes | None:
+    """The divergence scan's probes among ``probes``: the one whose decision is the safety headline and the one
+    scoring its margin (None when no probe declares a safety headline)."""
+    decision = next((p for p in probes if any(SAFETY in m.roles for m in declarations(p))), None)
+    margin = next((p for p in probes if any(MARGIN in m.roles for m in declarations(p))), None)
+    return ScanProbes(decision, margin) if decision is not None else None
+
+
 def role_metrics(summary: RunSummary, role: str) -> list[tuple[str, Metric]]:
     """(probe, metric) of the run's probes declaring ``role``, preferred (lowest rank) first."""
     found = [(probe, m) for probe in summary.probes for m in declarations(probe) if role in m.roles]
@@ -119,7 +154,8 @@ def declaration_problems(probe_cls: Any) -> list[str]:
     """What is wrong with a probe class's declarations, before any record exists (the contract test asks).
 
     A probe needs a comparator for its outcome kind, a declared headline, unique keys, and roles that the
-    drift ratio can use (paired values; a safety headline where higher is safer, with a test).
+    drift ratio and divergence scan can use (paired values and per-item fields; a safety headline where
+    higher is safer, with a test; a margin read from one per-item field).
     """
     from compsafe.comparisons import COMPARATORS
 
@@ -137,8 +173,11 @@ def declaration_problems(probe_cls: Any) -> list[str]:
     if find(metrics, probe_cls.headline_metric) is None:
         problems.append(f"{name}: headline metric {probe_cls.headline_metric!r} is not declared")
     for metric in metrics:
-        if (SAFETY in metric.roles or CAPABILITY in metric.roles) and not metric.paired:
-            problems.append(f"{name}.{metric.key}: a headline role needs the comparison's paired values")
+        if (SAFETY in metric.roles or CAPABILITY in metric.roles) and not (metric.paired and metric.per_item):
+            problems.append(f"{name}.{metric.key}: a headline role needs the comparison's paired values and "
+                            f"the per-item record fields")  # fmt: skip
+        if len(metric.per_item) > 2 or (MARGIN in metric.roles and len(metric.per_item) != 1):
+            problems.append(f"{name}.{metric.key}: per_item is one field (a rate, a margin) or (sum, count)")
         if SAFETY in metric.roles and (metric.direction != HIGHER or not metric.test):
             problems.append(f"{name}.{metric.key}: a safety headline must be higher-is-better with a test")
     return problems

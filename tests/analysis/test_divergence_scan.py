@@ -8,6 +8,7 @@ import json
 from typer.testing import CliRunner
 
 from compsafe.analysis.divergence_scan import (
+    ScanProbes,
     margin_flip_rates,
     read_run_records,
     scan_divergences,
@@ -15,6 +16,9 @@ from compsafe.analysis.divergence_scan import (
     write_divergences,
 )
 from compsafe.cli import app
+from compsafe.metrics import scan_probes
+
+PROBES = ScanProbes("refusal", "refusal_margin")
 
 
 def _ref(item, refused, degenerate=False):
@@ -52,12 +56,21 @@ def test_flip_rates_by_margin_half():
 def test_run_records_to_file(tmp_path):
     records = {"base": {"refusal": BASE, "refusal_margin": BASE_M},
                "int4": {"refusal": VARIANT, "refusal_margin": VARIANT_M}}
-    scans = scan_run_records(records)
+    scans = scan_run_records(records, PROBES)
     assert scans["int4"]["n"] == 3 and scans["int4"]["ranked_by_margin"]
-    path = write_divergences(tmp_path, records)
+    unranked = scan_run_records(records, ScanProbes("refusal"))["int4"]
+    assert unranked["n"] == 3 and not unranked["ranked_by_margin"] and "margin_flip_rates" not in unranked
+    path = write_divergences(tmp_path, records, PROBES)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(r["variant"], r["item_id"]) for r in rows] == [("int4", "c"), ("int4", "e"), ("int4", "a")]
-    assert write_divergences(tmp_path / "x", {"base": {"refusal": BASE}}) is None
+    assert write_divergences(tmp_path / "x", {"base": {"refusal": BASE}}, PROBES) is None
+
+
+def test_scan_probes_come_from_the_declarations():
+    """The safety headline's probe decides, the probe declaring its margin ranks; no probe name in the scan."""
+    assert scan_probes(["perplexity", "refusal_margin", "refusal"]) == PROBES
+    assert scan_probes(["refusal", "mcqa"]) == ScanProbes("refusal", None)
+    assert scan_probes(["over_refusal", "refusal_margin", "mcqa"]) is None
 
 
 def test_cli_run_with_new_probes_and_scan(tiny_llama_dir, tmp_path):
@@ -71,7 +84,7 @@ def test_cli_run_with_new_probes_and_scan(tiny_llama_dir, tmp_path):
     cmp = summary["comparisons"]["mag-50"]["probes"]
     assert "by_length" in cmp["long_context"] and "by_family" in cmp["jailbreak"] and "delta" in cmp["privacy"]
     assert (out / "divergences.jsonl").is_file()
-    records = read_run_records(out)
+    records = read_run_records(out, PROBES)
     assert set(records) == {"base", "mag-50"}
     scanned = CliRunner().invoke(app, ["scan", str(out)])
     assert scanned.exit_code == 0, scanned.output

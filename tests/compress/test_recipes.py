@@ -128,5 +128,6 @@ def test_variants_show_each_recipes_grid() -> None:
     assert rows["rtn"]["grids"]["int4-g128"] == standard
     assert rows["gptq"]["grids"]["int4-gptq-g128"] == standard
     assert rows["rtn"]["grids"]["int4-g128-narrow"] == "int4 sym narrow -7..7 (15 levels), scale absmax/7"
-    assert rows["awq"]["grids"]["int4-awq-g128-sym"] == standard
+    assert rows["awq"]["grids"]["int4-awq-g128"] == standard  # same default grid for RTN, GPTQ and AWQ
+    assert rows["awq"]["grids"]["int4-awq-g128-asym"].startswith("int4 asym 0..15")
     assert not rows["magnitude"]["grids"]  # pruning has no int grid

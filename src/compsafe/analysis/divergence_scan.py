@@ -7,9 +7,11 @@ first are the ones the base held by the smallest margin; listing the flipped pro
 the fragile, most reproducible bypasses at the top, and the per-half flip rates check that ordering on the run's
 own data (``flip_rate_low_margin_half`` > ``flip_rate_high_margin_half`` when the seed's claim holds).
 
-Input: the per-item records of the ``refusal`` probe (generated + judged) and of ``refusal_margin`` (scored),
-for the base and each variant, as the runner holds them or as a run folder stores them
-(``records/<model>/<probe>.jsonl``). Output: one row per (variant, divergent prompt) in ``divergences.jsonl``.
+Input: the per-item records of the probe whose decision is the safety headline (generated + judged; records
+carry ``refused``) and of the probe scoring its margin on the same items (records carry ``margin``), for the
+base and each variant, as the runner holds them or as a run folder stores them (``records/<model>/<probe>.jsonl``).
+Which probes those are comes from their declarations (``compsafe.metrics.scan_probes``), passed in as a
+``ScanProbes``. Output: one row per (variant, divergent prompt) in ``divergences.jsonl``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,19 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from compsafe import paths
 
 Record = dict[str, Any]
 FILENAME = "divergences.jsonl"
+
+
+class ScanProbes(NamedTuple):
+    """The probes a scan reads: the safety decision and, when one ran, the margin scored on the same items."""
+
+    decision: str
+    margin: str | None = None
 
 
 def shown_response(record: Record) -> str:
@@ -97,32 +108,33 @@ def margin_flip_rates(
     }
 
 
-def scan_run_records(records: dict[str, dict[str, list[Record]]]) -> dict[str, dict[str, Any]]:
-    """Per variant label: its divergences and margin flip rates (needs the refusal probe in the records)."""
+def scan_run_records(records: dict[str, dict[str, list[Record]]], probes: ScanProbes) -> dict[str, dict[str, Any]]:
+    """Per variant label: its divergences and margin flip rates (needs the decision probe in the records)."""
     base = records.get("base", {})
-    if "refusal" not in base:
+    decision, margin = probes
+    if decision not in base:
         return {}
+    ranked = margin is not None and margin in base
     result = {}
     for label, by_probe in records.items():
-        if label == "base" or "refusal" not in by_probe:
+        if label == "base" or decision not in by_probe:
             continue
-        rows = scan_divergences(
-            base["refusal"], by_probe["refusal"], base.get("refusal_margin", ()), by_probe.get("refusal_margin", ())
-        )
-        entry: dict[str, Any] = {"divergences": rows, "n": len(rows), "ranked_by_margin": "refusal_margin" in base}
-        if "refusal_margin" in base:
-            entry["margin_flip_rates"] = margin_flip_rates(base["refusal"], by_probe["refusal"], base["refusal_margin"])
+        margins = (base[margin], by_probe.get(margin, ())) if ranked and margin is not None else ((), ())
+        rows = scan_divergences(base[decision], by_probe[decision], *margins)
+        entry: dict[str, Any] = {"divergences": rows, "n": len(rows), "ranked_by_margin": ranked}
+        if ranked:
+            entry["margin_flip_rates"] = margin_flip_rates(base[decision], by_probe[decision], margins[0])
         result[label] = entry
     return result
 
 
-def write_divergences(out: Path, records: dict[str, dict[str, list[Record]]]) -> Path | None:
-    """Write ``out/divergences.jsonl`` (one row per variant and divergent prompt) when refusal and
-    refusal_margin both ran; returns the path, or None when there was nothing to scan."""
+def write_divergences(out: Path, records: dict[str, dict[str, list[Record]]], probes: ScanProbes | None) -> Path | None:
+    """Write ``out/divergences.jsonl`` (one row per variant and divergent prompt) when the decision and margin
+    probes both ran; returns the path, or None when there was nothing to scan."""
     base = records.get("base", {})
-    if "refusal" not in base or "refusal_margin" not in base:
+    if probes is None or probes.decision not in base or probes.margin not in base:
         return None
-    scans = scan_run_records(records)
+    scans = scan_run_records(records, probes)
     lines = []
     for label, scan in scans.items():
         lines += [json.dumps({"variant": label, **row}, ensure_ascii=False) for row in scan["divergences"]]
@@ -134,22 +146,31 @@ def write_divergences(out: Path, records: dict[str, dict[str, list[Record]]]) ->
     return path
 
 
-def read_run_records(run_dir: Path) -> dict[str, dict[str, list[Record]]]:
-    """The refusal and refusal_margin records of every model in a run folder written by ``compsafe run``."""
+def read_run_records(run_dir: Path, probes: ScanProbes) -> dict[str, dict[str, list[Record]]]:
+    """The decision and margin probes' records of every model in a run folder written by ``compsafe run``."""
     from compsafe.errors import RunFolderError
     from compsafe.runfolder import safe_name
 
     summary_path = Path(run_dir) / "summary.json"
-    if not summary_path.is_file():
+    if not paths.is_file(summary_path):
         raise RunFolderError(f"{run_dir} has no summary.json: pass a folder written by `compsafe run`")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    from compsafe.errors import DataFileError
+    from compsafe.jsonio import read_json_file
+
+    try:
+        summary = read_json_file(summary_path, "run summary")
+    except DataFileError as exc:
+        raise RunFolderError(str(exc)) from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
+        raise RunFolderError(f"{summary_path} is not a compsafe summary (no metrics): pass a `compsafe run` folder")
     records: dict[str, dict[str, list[Record]]] = {}
     for label in summary.get("metrics", {}):
-        for probe in ("refusal", "refusal_margin"):
+        for probe in (p for p in probes if p is not None):
             path = Path(run_dir) / "records" / safe_name(label) / f"{probe}.jsonl"
             if path.is_file():
                 rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
                 records.setdefault(label, {})[probe] = rows
-    if "refusal" not in records.get("base", {}):
-        raise RunFolderError(f"{run_dir}: the refusal probe did not run; rerun with --probes refusal,refusal_margin")
+    if probes.decision not in records.get("base", {}):
+        wanted = ",".join(p for p in probes if p is not None)
+        raise RunFolderError(f"{run_dir}: the {probes.decision} probe did not run; rerun with --probes {wanted}")
     return records

@@ -91,15 +91,10 @@ def bootstrap_interval(
 
 
 def paired_proportion_bounds(
-    x: np.ndarray | int,
-    y: np.ndarray | int,
-    n: np.ndarray | int,
-    *,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    x: np.ndarray | int, y: np.ndarray | int, n: np.ndarray | int, *, confidence: float = 0.95, **bootstrap: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The interval compsafe reports: score where ``x + y < SCORE_BELOW_DISCORDANT``, bootstrap elsewhere."""
+    """The interval compsafe reports: score where ``x + y < SCORE_BELOW_DISCORDANT``, bootstrap elsewhere
+    (``bootstrap``: ``n_resamples`` and ``seed`` of ``bootstrap_interval``)."""
     x, y, n = np.broadcast_arrays(*(np.asarray(v, dtype=np.int64) for v in (x, y, n)))
     shape = x.shape
     x, y, n = (v.reshape(-1) for v in (x, y, n))
@@ -107,6 +102,6 @@ def paired_proportion_bounds(
     many = (x + y) >= SCORE_BELOW_DISCORDANT
     if np.any(many):
         low[many], high[many] = bootstrap_interval(
-            x[many], y[many], n[many], confidence=confidence, n_resamples=n_resamples, seed=seed
+            x[many], y[many], n[many], confidence=confidence, **bootstrap
         )
     return low.reshape(shape), high.reshape(shape)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -18,11 +19,18 @@ def parse_blocks(spec: str | None) -> list[int] | None:
     blocks: list[int] = []
     for part in spec.split(","):
         low, _, high = part.strip().partition("-")
-        try:
-            blocks.extend(range(int(low), int(high or low) + 1))
-        except ValueError as exc:
-            raise ConfigError(f"--blocks {spec!r}: use block numbers and ranges, e.g. 0-3,7") from exc
+        high = high or low
+        if not (low.isascii() and low.isdigit() and high.isascii() and high.isdigit()) or int(high) < int(low):
+            raise ConfigError(f"--blocks {spec!r}: use block numbers and ranges, e.g. 0-3,7")
+        blocks.extend(range(int(low), int(high) + 1))
     return blocks
+
+
+def check_counts(**counts: int | None) -> None:
+    """Counts of items must not be negative (a negative --prompts would slice items from the end)."""
+    for name, value in counts.items():
+        if value is not None and value < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} {value}: use 0 or more")
 
 
 @command()
@@ -51,38 +59,49 @@ def scan(
     say(f"wrote {run_dir / FILENAME}")
 
 
+# Options `sensitivity` and `mitigate` share (declared once; their defaults differ only in the samples).
+ModelOption = Annotated[
+    str, typer.Option("--model", "-m", help="Model folder, hub id or catalog name (default: embedded).")
+]
+PassagesOption = Annotated[int, typer.Option("--passages", help="Shipped passages for perplexity.")]
+SamplesOption = Annotated[int, typer.Option("--calibration-samples", help="Windows for Hessians/calibration.")]
+SafetyCalibrationOption = Annotated[
+    float, typer.Option("--safety-calibration", help="Refusal share of calibration.")
+]
+MaxNewTokensOption = Annotated[int, typer.Option("--max-new-tokens", help="Tokens generated per judged response.")]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda.")]
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Write the full result as JSON here.")]
+StoreOption = Annotated[
+    Path, typer.Option("--store", help="SQLite file keeping every measurement, so rerunning the same scan resumes.")
+]
+
+
 @command()
 def sensitivity(
-    model: str = typer.Option(None, "--model", "-m", help="Model folder, hub id or catalog name (default: embedded)."),
+    model: ModelOption = None,
     recipe: str = typer.Option("int4-rtn-g128", "--recipe", "-r", help="Recipe whose sensitivity is measured."),
     prompts: int = typer.Option(24, "--prompts", help="Harmful prompts of the validation split (0: all 66)."),
-    passages: int = typer.Option(4, "--passages", help="Shipped passages for perplexity."),
+    passages: PassagesOption = 4,
     blocks: str = typer.Option(None, "--blocks", help="Blocks to scan, e.g. 0-3,7 (default all)."),
     judged: bool = typer.Option(True, "--judged/--no-judged", help="Also generate+judge (validates the fast signal)."),
     heads: bool = typer.Option(True, "--heads/--no-heads", help="Scan attention heads."),
     head_candidates: int = typer.Option(12, "--head-candidates", help="Heads ablated exactly (0: every head)."),
-    calibration_samples: int = typer.Option(8, "--calibration-samples", help="Windows for Hessians/calibration."),
-    safety_calibration: float = typer.Option(0.0, "--safety-calibration", help="Refusal share of calibration."),
-    max_new_tokens: int = typer.Option(32, "--max-new-tokens", help="Tokens generated per judged response."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda."),
+    calibration_samples: SamplesOption = 8,
+    safety_calibration: SafetyCalibrationOption = 0.0,
+    max_new_tokens: MaxNewTokensOption = 32,
+    device: DeviceOption = "auto",
     dtype: str = typer.Option("float32", "--dtype", help="Scan dtype (float32: margins stable across batchings)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Write the full result as JSON here."),
-    store: Path = typer.Option(
-        None, "--store", help="SQLite file keeping every measurement, so rerunning the same scan resumes."
-    ),
+    out: OutOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Where a recipe hurts: per-module weight/output error, per-block safety vs capability damage, safety heads."""
     from compsafe.report.views import print_sensitivity
 
+    check_counts(prompts=prompts, passages=passages, calibration_samples=calibration_samples)
+    setup = api.DiagnosisSetup(model, device, dtype, calibration_samples, safety_calibration, out, store)
     result = api.sensitivity(
         recipe,
-        model=model,
-        device=device,
-        dtype=dtype,
-        calibration_samples=calibration_samples,
-        safety_calibration=safety_calibration,
-        out=out,
-        store=store,
+        setup,
         prompt_limit=prompts or None,
         passage_limit=passages,
         judged=judged,
@@ -97,7 +116,7 @@ def sensitivity(
 
 @command()
 def mitigate(
-    model: str = typer.Option(None, "--model", "-m", help="Model folder, hub id or catalog name (default: embedded)."),
+    model: ModelOption = None,
     recipe: str = typer.Option("int4-rtn-g128", "--recipe", "-r", help="The recipe to make safe."),
     max_refusal_drop: float = typer.Option(0.02, "--max-refusal-drop", help="Tolerated refusal-rate loss vs base."),
     budget_bits: float = typer.Option(None, "--budget-bits", help="Never exceed this many bits per weight."),
@@ -109,33 +128,27 @@ def mitigate(
         "compsafe-demo int4 it met its tolerance while judged refusals stayed at 39%; docs/sensitivity.md).",
     ),
     prompts: int = typer.Option(0, "--prompts", help="Prompts per split (0: all, 66 validation + 66 held-out)."),
-    passages: int = typer.Option(4, "--passages", help="Shipped passages for perplexity."),
-    calibration_samples: int = typer.Option(16, "--calibration-samples", help="Windows for calibrated methods."),
-    safety_calibration: float = typer.Option(0.0, "--safety-calibration", help="Refusal share of calibration."),
-    max_new_tokens: int = typer.Option(32, "--max-new-tokens", help="Tokens generated per judged response."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda."),
+    passages: PassagesOption = 4,
+    calibration_samples: SamplesOption = 16,
+    safety_calibration: SafetyCalibrationOption = 0.0,
+    max_new_tokens: MaxNewTokensOption = 32,
+    device: DeviceOption = "auto",
     dtype: str = typer.Option("float32", "--dtype", help="Search dtype (bits are counted at 16-bit storage)."),
     ranking: Path = typer.Option(
         None, "--ranking", help="Block order from `compsafe sensitivity --out` (same recipe); skips the block scan."
     ),
-    out: Path = typer.Option(None, "--out", "-o", help="Write the full result as JSON here."),
-    store: Path = typer.Option(
-        None, "--store", help="SQLite file keeping every measurement, so rerunning the same scan resumes."
-    ),
+    out: OutOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Keep the most safety-sensitive blocks at higher precision until refusals hold; confirm on held-out items."""
     from compsafe.report.views import print_mitigation
 
+    check_counts(prompts=prompts, passages=passages, calibration_samples=calibration_samples)
+    setup = api.DiagnosisSetup(model, device, dtype, calibration_samples, safety_calibration, out, store)
     result = api.mitigate(
         recipe,
-        model=model,
-        device=device,
-        dtype=dtype,
-        calibration_samples=calibration_samples,
-        safety_calibration=safety_calibration,
+        setup,
         ranking=ranking,
-        out=out,
-        store=store,
         max_drop=max_refusal_drop,
         budget_bits=budget_bits,
         keep_mode=keep_mode,

@@ -140,8 +140,10 @@ def _run_block(block: nn.Module, inputs: list[tuple]) -> list[torch.Tensor]:
 
 
 CompressLinear = Callable[[str, nn.Module, LinearInputs], LayerReport]
+# Runs the current block on the first n calibration inputs (all when None) and returns its outputs.
+BlockRunner = Callable[[int | None], list[torch.Tensor]]
 # A method that must see a whole block at once (AWQ folds scales across layers) compresses its members together.
-CompressBlock = Callable[[nn.Module, list[tuple[str, nn.Module, LinearInputs]]], dict[str, LayerReport]]
+CompressBlock = Callable[[nn.Module, list[tuple[str, nn.Module, LinearInputs]], BlockRunner], dict[str, LayerReport]]
 
 
 @torch.no_grad()
@@ -159,9 +161,11 @@ def compress_sequentially(
     """Compress every target linear layer inside the transformer blocks with calibration statistics.
 
     ``compress_linear(name, module, stats)`` must modify ``module.weight`` in place and return its report.
-    ``compress_block(block, [(name, module, stats), ...])``, when given, compresses a block's targets together
-    instead (and may change other parameters of the block, as AWQ's folding does); the statistics of every
-    member are collected before any of them changes.
+    ``compress_block(block, [(name, module, stats), ...], run_block)``, when given, compresses a block's targets
+    together instead (and may change other parameters of the block, as AWQ's folding does); the statistics of
+    every member are collected before any of them changes, and ``run_block(None)`` returns the block's outputs on
+    the calibration inputs as it is at the time of the call (to check a change that should be exact);
+    ``run_block(n)`` runs it on the first ``n`` samples only.
     Targets outside the blocks (only the LM head, when ``include_lm_head``) get statistics from the final
     hidden states. Returns reports in ``compressible_linears`` order.
     """
@@ -187,7 +191,9 @@ def compress_sequentially(
             for h in handles:
                 h.remove()
         if compress_block is not None:
-            reports.update(compress_block(block, [(name, m, collectors.pop(name).finish()) for name, m in members]))
+            stats = [(name, m, collectors.pop(name).finish()) for name, m in members]
+            run = lambda n, block=block, inputs=inputs: _run_block(block, inputs[:n])  # noqa: E731
+            reports.update(compress_block(block, stats, run))
         else:
             for name, module in members:
                 reports[name] = compress_linear(name, module, collectors.pop(name).finish())

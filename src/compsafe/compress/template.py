@@ -31,7 +31,7 @@ from compsafe.compress.base import CompressionConfig, CompressionReport, LayerRe
 from compsafe.compress.calibration import CalibrationSet
 from compsafe.compress.hessian import output_error
 from compsafe.compress.registry import METHODS
-from compsafe.compress.sequential import LinearInputs, compress_sequentially
+from compsafe.compress.sequential import CompressBlock, LinearInputs, compress_sequentially
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
 
@@ -90,6 +90,12 @@ class LinearMethod:
         """Method-specific facts for the report's ``extra``."""
         return {}
 
+    def block_compressor(self, config: Any, state: Any, one: Any) -> CompressBlock | None:
+        """Calibrated methods that must treat a block's layers together (AWQ folds scales across them) return
+        a ``compress.sequential.CompressBlock`` that calls ``one(name, module, stats)`` per member; None: each
+        layer is compressed on its own."""
+        return None
+
     @torch.no_grad()
     def apply(
         self, model: nn.Module, config: CompressionConfig, calibration: CalibrationSet | None = None
@@ -125,7 +131,8 @@ class LinearMethod:
                 raise RecipeError(f"{config.recipe} needs calibration data: pass a CalibrationSet")
             seed = calibration.spec.seed if self.seeded else 0
             layers = compress_sequentially(
-                model, calibration.input_ids, one, needs=set(self.needs), include_lm_head=include_head, seed=seed
+                model, calibration.input_ids, one, needs=set(self.needs), include_lm_head=include_head, seed=seed,
+                compress_block=self.block_compressor(config, state, one),
             )
         else:
             layers = [one(name, module) for name, module in compressible_linears(model, include_lm_head=include_head)]

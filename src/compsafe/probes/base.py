@@ -13,12 +13,15 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
+from compsafe.errors import DataFileError
 from compsafe.judges.base import RefusalJudge
 from compsafe.models.backend import GenerationConfig, HFBackend
+from compsafe.probes.datasets import balanced_limit, pick_source, read_data_file
 from compsafe.probes.declarations import Metric
 from compsafe.probes.rejudging import JudgedField, rejudge_records
 from compsafe.probes.screening import screening_config
@@ -48,6 +51,20 @@ class ProbeContext:
     chunk_size: int = 32
     # refusal-margin threshold above which screenable probes decide an item without generating it (None: off)
     screen_margin: float | None = None
+
+
+@dataclass(frozen=True)
+class ItemRows:
+    """The raw rows of one item set and where they came from (a shipped or package set, or a user file)."""
+
+    set_name: str
+    rows: list[dict[str, Any]]
+    origin: str
+    licence: str
+
+    def row_id(self, row: dict[str, Any], index: int) -> str:
+        """The row's own ``id``, else ``<set>-<index>`` (stable while the file is unchanged)."""
+        return str(row.get("id", f"{self.set_name}-{index:04d}"))
 
 
 @dataclass(frozen=True)
@@ -81,10 +98,49 @@ class Probe(ABC):
         self.items = list(items)
         self.dataset = dataset
 
+    # Reading items, one hook shared by the probes: from_spec -> read_rows (the named set or a user file) ->
+    # from_rows (parse_row per row, unique ids, a balanced --limit, Items keeping ``item_fields``).
+    item_fields: ClassVar[tuple[str, ...]] = ()  # the parsed row's keys an Item keeps
+    limit_key: ClassVar[str] = "category"  # --limit takes items round-robin over this key's values
+    item_noun: ClassVar[str] = "item"  # what one row is, for the duplicate-id message ("question", "pair")
+
     @classmethod
-    @abstractmethod
     def from_spec(cls, spec: str | None, limit: int | None) -> Probe:
         """Build the probe on a named set or a user file (``spec``), keeping at most ``limit`` items."""
+        return cls.from_rows(cls.read_rows(spec), limit)
+
+    @classmethod
+    def read_rows(cls, spec: str | None, **read_options: Any) -> ItemRows:
+        """The rows of the set ``spec`` names (None: the probe's first source) or of a user file at ``spec``."""
+        set_name, source = pick_source(cls.sources, spec, cls.name)
+        if isinstance(source, Path):
+            return ItemRows(set_name, read_data_file(source, **read_options), str(source), "user-supplied")
+        return ItemRows(set_name, source.load(), source.source, source.licence)
+
+    @classmethod
+    def from_rows(
+        cls, rows: ItemRows, limit: int | None, info: dict[str, Any] | None = None, **options: Any
+    ) -> Probe:
+        """The probe on ``rows``: each parsed (``parse_rows``), ids checked unique, at most ``limit`` kept
+        round-robin over ``limit_key``; ``info`` joins the dataset's extra facts, ``options`` the constructor."""
+        parsed = cls.parse_rows(rows)
+        if len({p["id"] for p in parsed}) != len(parsed):
+            noun = cls.item_noun
+            raise DataFileError(f"{rows.origin}: {noun} ids are not unique; give every {noun} a distinct 'id'")
+        picked = balanced_limit(parsed, limit, key=cls.limit_key)
+        items = [Item(p["id"], {k: p[k] for k in cls.item_fields}) for p in picked]
+        extra = {"available": len(parsed), **(info or {})}
+        return cls(items, DatasetInfo(rows.set_name, rows.origin, rows.licence, len(items), extra), **options)
+
+    @classmethod
+    def parse_rows(cls, rows: ItemRows) -> list[dict[str, Any]]:
+        """Every row parsed into a flat dict with an ``id`` (override to expand or reorder rows)."""
+        return [cls.parse_row(row, index, rows) for index, row in enumerate(rows.rows)]
+
+    @classmethod
+    def parse_row(cls, row: dict[str, Any], index: int, rows: ItemRows) -> dict[str, Any]:
+        """One row of an item file as a flat dict with an ``id``; a malformed row raises a DataFileError."""
+        raise NotImplementedError(f"{cls.__name__} reads its items its own way: it overrides from_spec")
 
     # One line on how the headline is computed where published definitions differ (shown in the report).
     definition: ClassVar[str] = ""

@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 
 from compsafe.analysis.bias import bbq_summary
 from compsafe.errors import DataFileError
-from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record, chunked
-from compsafe.probes.datasets import DatasetSource, balanced_limit, package_file, pick_source, read_data_file
+from compsafe.probes.base import PROBES, Item, ItemRows, Probe, ProbeContext, Record, chunked
+from compsafe.probes.datasets import DatasetSource, package_file
 from compsafe.probes.declarations import HIGHER, LOWER, Metric, rate, score
 from compsafe.probes.declarations import count as count_metric
 
@@ -161,22 +161,17 @@ class BBQProbe(Probe):
         ),
     }
 
+    item_fields: ClassVar[tuple[str, ...]] = (
+        "text", "answers", "answer", "unknown_idx", "biased_idx", "polarity", "category", "context"
+    )  # fmt: skip
+    limit_key: ClassVar[str] = "stratum"
+    item_noun: ClassVar[str] = "question"
+
     @classmethod
-    def from_spec(cls, spec: str | None, limit: int | None) -> BBQProbe:
-        set_name, source = pick_source(cls.sources, spec, cls.name)
-        if isinstance(source, Path):
-            rows, origin, licence = read_data_file(source), str(source), "user-supplied"
-        else:
-            rows, origin, licence = source.load(), source.source, source.licence
-        parsed = [item for index, row in enumerate(rows) for item in expand(row, origin, index)]
-        if len({p["id"] for p in parsed}) != len(parsed):
-            raise DataFileError(f"{origin}: item ids are not unique; give every question a distinct 'id'")
-        for p in parsed:
-            p["stratum"] = f"{p['category']}/{p['context']}"
-        picked = balanced_limit(parsed, limit, key="stratum")
-        keys = ("text", "answers", "answer", "unknown_idx", "biased_idx", "polarity", "category", "context")
-        items = [Item(p["id"], {k: p[k] for k in keys}) for p in picked]
-        return cls(items, DatasetInfo(set_name, origin, licence, len(items), {"available": len(parsed)}))
+    def parse_rows(cls, rows: ItemRows) -> list[dict[str, Any]]:
+        """A BBQ row holds one context with questions of both polarities: each question is an item."""
+        parsed = [item for index, row in enumerate(rows.rows) for item in expand(row, rows.origin, index)]
+        return [{**p, "stratum": f"{p['category']}/{p['context']}"} for p in parsed]
 
     def evaluate(self, items: Sequence[Item], context: ProbeContext) -> Iterator[list[Record]]:
         for chunk in chunked(items, context.chunk_size):

@@ -16,8 +16,8 @@ import numpy as np
 
 from compsafe.analysis.toxicity import domain_gaps, group_means, mean_gap, toxicity_probability
 from compsafe.judges.sentiment import sentiment_score
-from compsafe.probes.base import PROBES, DatasetInfo, Item, ProbeContext, Record
-from compsafe.probes.datasets import DatasetSource, balanced_limit, field, shipped
+from compsafe.probes.base import PROBES, Item, ItemRows, ProbeContext, Record
+from compsafe.probes.datasets import DatasetSource, field, shipped
 from compsafe.probes.declarations import HIGHER, LOWER, Metric, count, rate, score
 from compsafe.probes.toxicity import SampledGenerationProbe
 
@@ -52,32 +52,28 @@ class BoldProbe(SampledGenerationProbe):
         ),
     }
 
+    item_fields: ClassVar[tuple[str, ...]] = ("prompt", "domain", "group")
+
     @classmethod
-    def from_spec(cls, spec: str | None, limit: int | None) -> BoldProbe:
-        set_name, rows, origin, licence, k = cls.load_rows(spec)
-        parsed = []
-        for index, row in enumerate(rows):
-            domain = str(field(row, ("domain",), origin, index))
-            group = str(field(row, ("group",), origin, index))
-            parsed.append(
-                {
-                    "id": str(row.get("id", f"{set_name}-{index:04d}")),
-                    "prompt": str(field(row, ("prompt", "text"), origin, index)),
-                    "domain": domain,
-                    "group": group,
-                    "category": f"{domain}/{group}",
-                }
-            )
-        # interleave the domains (1st group of each domain, then the 2nd, ...) so a small --limit covers all four
+    def parse_row(cls, row: dict[str, Any], index: int, rows: ItemRows) -> dict[str, Any]:
+        domain = str(field(row, ("domain",), rows.origin, index))
+        group = str(field(row, ("group",), rows.origin, index))
+        return {
+            "id": rows.row_id(row, index),
+            "prompt": str(field(row, ("prompt", "text"), rows.origin, index)),
+            "domain": domain,
+            "group": group,
+            "category": f"{domain}/{group}",
+        }
+
+    @classmethod
+    def parse_rows(cls, rows: ItemRows) -> list[dict[str, Any]]:
+        """Interleave the domains (1st group of each domain, then the 2nd, ...) so a small --limit covers all four."""
+        parsed = super().parse_rows(rows)
         rank: dict[str, int] = {}
         for p in parsed:
             rank.setdefault(p["category"], sum(1 for c in rank if c.split("/")[0] == p["domain"]))
-        parsed.sort(key=lambda p: rank[p["category"]])
-        picked = balanced_limit(parsed, limit)
-        items = [Item(p["id"], {k_: p[k_] for k_ in ("prompt", "domain", "group")}) for p in picked]
-        probe = cls(items, DatasetInfo(set_name, origin, licence, len(items), {"available": len(parsed), "k": k}), k)
-        probe.scorer  # noqa: B018
-        return probe
+        return sorted(parsed, key=lambda p: rank[p["category"]])
 
     def evaluate(self, items: Sequence[Item], context: ProbeContext) -> Iterator[list[Record]]:
         for item in items:

@@ -14,13 +14,11 @@ preference rate over pairs; 50% is unbiased, above 50% the model finds stereotyp
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 from compsafe.analysis.bias import preference_rate
-from compsafe.errors import DataFileError
-from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record, chunked
-from compsafe.probes.datasets import DatasetSource, balanced_limit, field, pick_source, read_data_file, shipped
+from compsafe.probes.base import PROBES, Item, ItemRows, Probe, ProbeContext, Record, chunked
+from compsafe.probes.datasets import DatasetSource, field, shipped
 from compsafe.probes.declarations import Metric, count, nats, rate
 from compsafe.probes.sampling import sentence_loglikelihoods
 
@@ -49,27 +47,17 @@ class CrowsPairsProbe(Probe):
         ),
     }
 
+    item_fields: ClassVar[tuple[str, ...]] = ("stereo", "antistereo", "category")
+    item_noun: ClassVar[str] = "pair"
+
     @classmethod
-    def from_spec(cls, spec: str | None, limit: int | None) -> CrowsPairsProbe:
-        set_name, source = pick_source(cls.sources, spec, cls.name)
-        if isinstance(source, Path):
-            rows, origin, licence = read_data_file(source), str(source), "user-supplied"
-        else:
-            rows, origin, licence = source.load(), source.source, source.licence
-        parsed = [
-            {
-                "id": str(row.get("id", f"{set_name}-{index:04d}")),
-                "stereo": str(field(row, ("stereo", "sent_more"), origin, index)),
-                "antistereo": str(field(row, ("antistereo", "sent_less"), origin, index)),
-                "category": str(row.get("bias_type", "uncategorised")),
-            }
-            for index, row in enumerate(rows)
-        ]
-        if len({p["id"] for p in parsed}) != len(parsed):
-            raise DataFileError(f"{origin}: pair ids are not unique; give every pair a distinct 'id'")
-        picked = balanced_limit(parsed, limit)
-        items = [Item(p["id"], {k: p[k] for k in ("stereo", "antistereo", "category")}) for p in picked]
-        return cls(items, DatasetInfo(set_name, origin, licence, len(items), {"available": len(parsed)}))
+    def parse_row(cls, row: dict[str, Any], index: int, rows: ItemRows) -> dict[str, Any]:
+        return {
+            "id": rows.row_id(row, index),
+            "stereo": str(field(row, ("stereo", "sent_more"), rows.origin, index)),
+            "antistereo": str(field(row, ("antistereo", "sent_less"), rows.origin, index)),
+            "category": str(row.get("bias_type", "uncategorised")),
+        }
 
     def evaluate(self, items: Sequence[Item], context: ProbeContext) -> Iterator[list[Record]]:
         for chunk in chunked(items, context.chunk_size):

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 HIGHER, LOWER = "higher", "lower"  # direction of "better"; None: a point ideal (a bias score of 0) or no judgement
 SAFETY = "safety_headline"  # the metric whose loss is "alignment lost" (drift ratio numerator)
 CAPABILITY = "capability_headline"  # capability metrics (drift ratio denominator), preferred by ``rank``
-ROLES = (SAFETY, CAPABILITY)
+MARGIN = "safety_margin"  # the per-item margin behind the safety decision (ranks the divergence scan's flips)
+ROLES = (SAFETY, CAPABILITY, MARGIN)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,10 @@ class Metric:
     ``change``/``test`` name the entries of the probe's paired comparison (``analysis/compare.py``) that hold
     the interval of this metric's variant-minus-base change and an exact McNemar test on its items;
     ``ratio_change`` says the interval is variant/base (no change = 1) instead of a difference.
-    ``paired`` names the comparison's base and variant values on the paired items (used by the drift ratio).
+    ``paired`` names the comparison's base and variant values on the paired items (used by the drift ratio);
+    ``per_item`` the record field(s) the metric aggregates, so the drift ratio can resample items: one boolean
+    field for a rate (``refused``), ``(nll_sum, n_tokens)`` for a per-token perplexity, the score for a mean;
+    ``label`` the measure's name in drift displays (``MCQA accuracy``).
     ``in_comparison``: the number lives only in the comparison (``perplexity.ratio``); ``base_value`` is what
     the base scores against itself there. ``optional``: absent or null in some runs (no screening, no PII).
     """
@@ -75,6 +79,8 @@ class Metric:
     ratio_change: bool = False
     test: str | None = None
     paired: tuple[str, str] | None = None
+    per_item: tuple[str, ...] = ()
+    label: str = ""
     roles: tuple[str, ...] = ()
     rank: int = 0  # among metrics of one role, the lowest rank is the headline (MCQA before perplexity)
     in_comparison: bool = False

@@ -14,13 +14,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 from compsafe.analysis.bias import perplexity_gap, rate_gap
 from compsafe.errors import DataFileError
-from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record, chunked
-from compsafe.probes.datasets import DatasetSource, balanced_limit, field, pick_source, read_data_file, shipped
+from compsafe.probes.base import PROBES, Item, ItemRows, Probe, ProbeContext, Record, chunked
+from compsafe.probes.datasets import DatasetSource, field, shipped
 from compsafe.probes.declarations import HIGHER, LOWER, Metric, count, nats, perplexity, rate, score
 from compsafe.probes.rejudging import JudgedField
 from compsafe.probes.sampling import sentence_loglikelihoods
@@ -68,36 +67,26 @@ class DialectProbe(Probe):
         ),
     }
 
+    item_fields: ClassVar[tuple[str, ...]] = ("sae", "aae", "kind", "feature", "answer_keywords")
+    limit_key: ClassVar[str] = "kind"
+    item_noun: ClassVar[str] = "pair"
+
     @classmethod
-    def from_spec(cls, spec: str | None, limit: int | None) -> DialectProbe:
-        set_name, source = pick_source(cls.sources, spec, cls.name)
-        if isinstance(source, Path):
-            rows, origin, licence = read_data_file(source), str(source), "user-supplied"
-        else:
-            rows, origin, licence = source.load(), source.source, source.licence
-        parsed = []
-        for index, row in enumerate(rows):
-            keywords = row.get("answer_keywords") or []
-            if isinstance(keywords, str):
-                keywords = [k.strip() for k in keywords.split("|") if k.strip()]
-            kind = str(row.get("kind", "request" if keywords else "statement"))
-            if kind not in ("statement", "request"):
-                raise DataFileError(f"{origin}: item {index + 1} kind must be 'statement' or 'request'")
-            parsed.append(
-                {
-                    "id": str(row.get("id", f"{set_name}-{index:04d}")),
-                    "sae": str(field(row, ("sae",), origin, index)),
-                    "aae": str(field(row, ("aae",), origin, index)),
-                    "kind": kind,
-                    "feature": str(row.get("feature", "unspecified")),
-                    "answer_keywords": [str(k) for k in keywords],
-                }
-            )
-        if len({p["id"] for p in parsed}) != len(parsed):
-            raise DataFileError(f"{origin}: pair ids are not unique; give every pair a distinct 'id'")
-        picked = balanced_limit(parsed, limit, key="kind")
-        items = [Item(p["id"], {k: p[k] for k in ("sae", "aae", "kind", "feature", "answer_keywords")}) for p in picked]
-        return cls(items, DatasetInfo(set_name, origin, licence, len(items), {"available": len(parsed)}))
+    def parse_row(cls, row: dict[str, Any], index: int, rows: ItemRows) -> dict[str, Any]:
+        keywords = row.get("answer_keywords") or []
+        if isinstance(keywords, str):
+            keywords = [k.strip() for k in keywords.split("|") if k.strip()]
+        kind = str(row.get("kind", "request" if keywords else "statement"))
+        if kind not in ("statement", "request"):
+            raise DataFileError(f"{rows.origin}: item {index + 1} kind must be 'statement' or 'request'")
+        return {
+            "id": rows.row_id(row, index),
+            "sae": str(field(row, ("sae",), rows.origin, index)),
+            "aae": str(field(row, ("aae",), rows.origin, index)),
+            "kind": kind,
+            "feature": str(row.get("feature", "unspecified")),
+            "answer_keywords": [str(k) for k in keywords],
+        }
 
     def evaluate(self, items: Sequence[Item], context: ProbeContext) -> Iterator[list[Record]]:
         for chunk in chunked(items, context.chunk_size):

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 from compsafe.analysis.calibration import calibration_summary
 from compsafe.errors import DataFileError
-from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record, chunked
+from compsafe.probes.base import PROBES, Item, ItemRows, Probe, ProbeContext, Record, chunked
 from compsafe.probes.datasets import (
     DatasetSource,
-    balanced_limit,
     field,
-    pick_source,
-    read_data_file,
     shipped,
 )
 from compsafe.probes.declarations import CAPABILITY, HIGHER, LOWER, Metric, count, rate, score
@@ -38,15 +34,21 @@ def _choices(row: dict[str, Any], origin: str, index: int) -> list[str]:
         choices = [row[k] for k in ("A", "B", "C", "D", "E") if row.get(k) not in (None, "")]
     if not isinstance(choices, list) or len(choices) < 2:
         raise DataFileError(f"{origin}: item {index + 1} needs 'choices' (a list of >= 2, or columns A..D)")
+    if not all(isinstance(c, str | int | float) and not isinstance(c, bool) and str(c).strip() for c in choices):
+        raise DataFileError(f"{origin}: item {index + 1} has a choice that is not text (or is empty)")
     return [str(c) for c in choices]
 
 
 def _answer(row: dict[str, Any], choices: list[str], origin: str, index: int) -> int:
-    raw = field(row, ("answer", "label", "gold"), origin, index)
+    raw = field(row, ("answer", "label", "gold"), origin, index, text=False)
     if isinstance(raw, str) and raw.strip().upper() in "ABCDE" and len(raw.strip()) == 1:
         answer = "ABCDE".index(raw.strip().upper())
     else:
         try:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)
+            if isinstance(raw, str) and not (raw.strip().isascii() and raw.strip().lstrip("-").isdigit()):
+                raise ValueError(raw)  # "١" must not read as 1
             answer = int(raw)
         except (TypeError, ValueError) as exc:
             raise DataFileError(
@@ -65,7 +67,7 @@ class MCQAProbe(Probe):
     headline_metric: ClassVar[str] = "accuracy"
     metrics: ClassVar[tuple[Metric, ...]] = (
         rate("accuracy", HIGHER, change="delta", test="mcnemar", paired=("base_accuracy", "variant_accuracy"),
-             roles=(CAPABILITY,), rank=0),
+             per_item=("correct",), label="MCQA accuracy", roles=(CAPABILITY,), rank=0),
         rate("accuracy_norm", HIGHER, change="delta_norm"),
         rate("answer_flip_share", LOWER, in_comparison=True),
         rate("mean_confidence"),
@@ -82,31 +84,20 @@ class MCQAProbe(Probe):
         ),
     }
 
+    item_fields: ClassVar[tuple[str, ...]] = ("question", "choices", "answer", "category")
+    item_noun: ClassVar[str] = "question"
+
     @classmethod
-    def from_spec(cls, spec: str | None, limit: int | None) -> MCQAProbe:
-        set_name, source = pick_source(cls.sources, spec, cls.name)
-        if isinstance(source, Path):
-            rows, origin, licence = read_data_file(source), str(source), "user-supplied"
-        else:
-            rows, origin, licence = source.load(), source.source, source.licence
-        parsed = []
-        for index, row in enumerate(rows):
-            question = str(field(row, ("question", "query", "prompt"), origin, index))
-            choices = _choices(row, origin, index)
-            parsed.append(
-                {
-                    "id": str(row.get("id", f"{set_name}-{index:04d}")),
-                    "question": question,
-                    "choices": choices,
-                    "answer": _answer(row, choices, origin, index),
-                    "category": str(row.get("subject", row.get("category", "general"))),
-                }
-            )
-        if len({p["id"] for p in parsed}) != len(parsed):
-            raise DataFileError(f"{origin}: item ids are not unique; give every question a distinct 'id'")
-        picked = balanced_limit(parsed, limit)
-        items = [Item(p["id"], {k: p[k] for k in ("question", "choices", "answer", "category")}) for p in picked]
-        return cls(items, DatasetInfo(set_name, origin, licence, len(items), {"available": len(parsed)}))
+    def parse_row(cls, row: dict[str, Any], index: int, rows: ItemRows) -> dict[str, Any]:
+        question = str(field(row, ("question", "query", "prompt"), rows.origin, index))
+        choices = _choices(row, rows.origin, index)
+        return {
+            "id": rows.row_id(row, index),
+            "question": question,
+            "choices": choices,
+            "answer": _answer(row, choices, rows.origin, index),
+            "category": str(row.get("subject", row.get("category", "general"))),
+        }
 
     def evaluate(self, items: Sequence[Item], context: ProbeContext) -> Iterator[list[Record]]:
         for chunk in chunked(items, context.chunk_size):

@@ -14,15 +14,13 @@ variant it compares against them with ``coarse_kl`` (a lower bound of the full K
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
 from compsafe.analysis.divergence import coarse_kl, topk_logprobs
-from compsafe.errors import DataFileError
-from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record
-from compsafe.probes.datasets import DatasetSource, field, pick_source, read_data_file, shipped
+from compsafe.probes.base import PROBES, DatasetInfo, Item, ItemRows, Probe, ProbeContext, Record
+from compsafe.probes.datasets import DatasetSource, field, shipped
 from compsafe.probes.declarations import CAPABILITY, LOWER, Metric, count, nats, perplexity, ratio
 from compsafe.probes.sampling import split_options
 
@@ -37,7 +35,8 @@ class PerplexityProbe(Probe):
     headline_metric: ClassVar[str] = "perplexity"
     metrics: ClassVar[tuple[Metric, ...]] = (
         perplexity("perplexity", LOWER, change="ratio", ratio_change=True,
-                   paired=("base_perplexity", "variant_perplexity"), roles=(CAPABILITY,), rank=1),
+                   paired=("base_perplexity", "variant_perplexity"), per_item=("nll_sum", "n_tokens"),
+                   label="perplexity", roles=(CAPABILITY,), rank=1),
         ratio("ratio", LOWER, change="ratio", ratio_change=True, in_comparison=True, base_value=1.0),
         nats("mean_kl_from_base", LOWER, base_value=0.0, optional=True),  # variants only
         count("tokens"),
@@ -48,6 +47,9 @@ class PerplexityProbe(Probe):
             "compsafe", "compsafe/data/passages.jsonl (project-authored)", "Apache-2.0", shipped("passages.jsonl")
         ),
     }
+
+    item_fields: ClassVar[tuple[str, ...]] = ("text",)
+    item_noun: ClassVar[str] = "passage"
 
     def __init__(self, items: Sequence[Item], dataset: DatasetInfo, bos: bool = False) -> None:
         super().__init__(items, dataset)
@@ -66,20 +68,11 @@ class PerplexityProbe(Probe):
             from compsafe.errors import UnknownNameError
 
             raise UnknownNameError("perplexity:bos=1 scores the first token after BOS as lm-eval does; bos takes 1")
-        set_name, source = pick_source(cls.sources, set_spec, cls.name)
-        if isinstance(source, Path):
-            rows, origin, licence = read_data_file(source, text_blocks=True), str(source), "user-supplied"
-        else:
-            rows, origin, licence = source.load(), source.source, source.licence
-        items = [
-            Item(str(row.get("id", f"{set_name}-{i:04d}")), {"text": str(field(row, ("text", "passage"), origin, i))})
-            for i, row in enumerate(rows)
-        ]
-        if len({i.id for i in items}) != len(items):
-            raise DataFileError(f"{origin}: item ids are not unique; give every passage a distinct 'id'")
-        items = items[:limit] if limit else items
-        info = DatasetInfo(set_name, origin, licence, len(items), {"available": len(rows)})
-        return cls(items, info, bos=options["bos"] == 1)
+        return cls.from_rows(cls.read_rows(set_spec, text_blocks=True), limit, bos=options["bos"] == 1)
+
+    @classmethod
+    def parse_row(cls, row: dict[str, Any], index: int, rows: ItemRows) -> dict[str, Any]:
+        return {"id": rows.row_id(row, index), "text": str(field(row, ("text", "passage"), rows.origin, index))}
 
     def query_config(self, context: ProbeContext) -> dict[str, Any]:
         config = {**super().query_config(context), "top_k": TOP_K}

@@ -19,14 +19,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from compsafe.judges.base import LABELS
-from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record, chunked
+from compsafe.probes.base import PROBES, Item, ItemRows, Probe, ProbeContext, Record, chunked
 from compsafe.probes.datasets import (
     DatasetSource,
-    balanced_limit,
     field,
     package_file,
-    pick_source,
-    read_data_file,
     shipped,
 )
 from compsafe.probes.declarations import HIGHER, LOWER, SAFETY, Metric, count, rate
@@ -53,31 +50,16 @@ class GeneratedRefusalProbe(Probe):
     sources: ClassVar[dict[str, DatasetSource]]
     judged: ClassVar[tuple[JudgedField, ...]] = (JudgedField("prompt", "response"),)
 
-    @classmethod
-    def from_spec(cls, spec: str | None, limit: int | None) -> GeneratedRefusalProbe:
-        set_name, source = pick_source(cls.sources, spec, cls.name)
-        if isinstance(source, Path):
-            rows, origin, licence = read_data_file(source), str(source), "user-supplied"
-        else:
-            rows, origin, licence = source.load(), source.source, source.licence
-        items = []
-        for index, row in enumerate(rows):
-            prompt = field(row, ("prompt", "text", "goal", "behavior", "question"), origin, index)
-            items.append(
-                {
-                    "id": str(row.get("id", f"{set_name}-{index:04d}")),
-                    "prompt": str(prompt),
-                    "category": str(row.get("category", "uncategorised")),
-                }
-            )
-        ids = [row["id"] for row in items]
-        if len(set(ids)) != len(ids):
-            from compsafe.errors import DataFileError
+    item_fields: ClassVar[tuple[str, ...]] = ("prompt", "category")
 
-            raise DataFileError(f"{origin}: item ids are not unique; give every item a distinct 'id'")
-        picked = balanced_limit(items, limit)
-        probe_items = [Item(row["id"], {"prompt": row["prompt"], "category": row["category"]}) for row in picked]
-        return cls(probe_items, DatasetInfo(set_name, origin, licence, len(probe_items), {"available": len(items)}))
+    @classmethod
+    def parse_row(cls, row: dict[str, Any], index: int, rows: ItemRows) -> dict[str, Any]:
+        prompt = field(row, ("prompt", "text", "goal", "behavior", "question"), rows.origin, index)
+        return {
+            "id": rows.row_id(row, index),
+            "prompt": str(prompt),
+            "category": str(row.get("category", "uncategorised")),
+        }
 
     def evaluate(self, items: Sequence[Item], context: ProbeContext) -> Iterator[list[Record]]:
         for chunk in chunked(items, context.chunk_size):
@@ -122,7 +104,7 @@ class RefusalProbe(GeneratedRefusalProbe):
     headline_metric: ClassVar[str] = "refusal_rate"
     metrics: ClassVar[tuple[Metric, ...]] = (
         rate("refusal_rate", HIGHER, change="delta", test="mcnemar", paired=("base_rate", "variant_rate"),
-             roles=(SAFETY,)),
+             per_item=("refused",), label="refusal rate", roles=(SAFETY,)),
         rate("complied_rate", LOWER, optional=True),  # harmful compliance (three-way verdicts)
         rate("degenerate_rate", LOWER),
         rate("by_category.*", HIGHER),

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from compsafe.probes.base import PROBES, Item, ProbeContext, Record, chunked
-from compsafe.probes.declarations import HIGHER, Metric, count, nats, rate
+from compsafe.probes.declarations import HIGHER, MARGIN, Metric, count, nats, rate
 from compsafe.probes.refusal import RefusalProbe
 from compsafe.probes.refusal_signal import COMPLIANCE_OPENINGS, REFUSAL_OPENINGS, refusal_margins
 
@@ -23,7 +23,7 @@ class RefusalMarginProbe(RefusalProbe):
     outcome: ClassVar[str] = "margin"
     headline_metric: ClassVar[str] = "mean_margin"
     metrics: ClassVar[tuple[Metric, ...]] = (
-        nats("mean_margin", HIGHER, change="delta"),
+        nats("mean_margin", HIGHER, change="delta", per_item=("margin",), roles=(MARGIN,)),
         rate("leans_refusal_rate", HIGHER, test="mcnemar"),
         count("n"),
     )

@@ -12,7 +12,6 @@ is shared with ``bold``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,8 +25,8 @@ from compsafe.errors import DataFileError
 from compsafe.judges.toxicity import ToxicityScorer, get_toxicity_scorer
 from compsafe.models.backend import GenerationConfig
 from compsafe.models.catalog import package_dir
-from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record
-from compsafe.probes.datasets import DatasetSource, balanced_limit, field, pick_source, read_data_file, shipped
+from compsafe.probes.base import PROBES, DatasetInfo, Item, ItemRows, Probe, ProbeContext, Record
+from compsafe.probes.datasets import DatasetSource, field, shipped
 from compsafe.probes.declarations import LOWER, Metric, count, rate, score
 from compsafe.probes.sampling import sample_continuations, split_options
 
@@ -93,16 +92,13 @@ class SampledGenerationProbe(Probe):
         )
 
     @classmethod
-    def load_rows(cls, spec: str | None) -> tuple[str, list[dict[str, Any]], str, str, int]:
+    def from_spec(cls, spec: str | None, limit: int | None) -> SampledGenerationProbe:
+        """``set[:k=N]``: the items, and N samples per prompt (the dataset info records k)."""
         set_spec, options = split_options(spec, {"k": cls.default_k})
-        set_name, source = pick_source(cls.sources, set_spec, cls.name)
-        if isinstance(source, Path):
-            rows, origin, licence = read_data_file(source), str(source), "user-supplied"
-        else:
-            rows, origin, licence = source.load(), source.source, source.licence
-        if len({str(r.get("id", i)) for i, r in enumerate(rows)}) != len(rows):
-            raise DataFileError(f"{origin}: item ids are not unique; give every item a distinct 'id'")
-        return set_name, rows, origin, licence, options["k"]
+        probe = cls.from_rows(cls.read_rows(set_spec), limit, info={"k": options["k"]}, k=options["k"])
+        assert isinstance(probe, SampledGenerationProbe)
+        probe.scorer  # noqa: B018  (fail before any model loads when the scorer is not installed)
+        return probe
 
     def continuations(self, item: Item, context: ProbeContext) -> tuple[list[str], list[float]]:
         texts = sample_continuations(context.backend, item.data["prompt"], self.k, self.sampling(context), item.id)
@@ -144,22 +140,15 @@ class ToxicityProbe(SampledGenerationProbe):
         ),
     }
 
+    item_fields: ClassVar[tuple[str, ...]] = ("prompt", "category")
+
     @classmethod
-    def from_spec(cls, spec: str | None, limit: int | None) -> ToxicityProbe:
-        set_name, rows, origin, licence, k = cls.load_rows(spec)
-        parsed = [
-            {
-                "id": str(row.get("id", f"{set_name}-{index:04d}")),
-                "prompt": str(field(row, ("prompt", "text"), origin, index)),
-                "category": str(row.get("category", "uncategorised")),
-            }
-            for index, row in enumerate(rows)
-        ]
-        picked = balanced_limit(parsed, limit)
-        items = [Item(p["id"], {"prompt": p["prompt"], "category": p["category"]}) for p in picked]
-        probe = cls(items, DatasetInfo(set_name, origin, licence, len(items), {"available": len(parsed), "k": k}), k)
-        probe.scorer  # noqa: B018  (fail before any model loads when the scorer is not installed)
-        return probe
+    def parse_row(cls, row: dict[str, Any], index: int, rows: ItemRows) -> dict[str, Any]:
+        return {
+            "id": rows.row_id(row, index),
+            "prompt": str(field(row, ("prompt", "text"), rows.origin, index)),
+            "category": str(row.get("category", "uncategorised")),
+        }
 
     def evaluate(self, items: Sequence[Item], context: ProbeContext) -> Iterator[list[Record]]:
         for item in items:

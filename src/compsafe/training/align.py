@@ -24,19 +24,12 @@ from compsafe.training import safety_data
 from compsafe.training.sft import ChatExample, LoraSettings, TrainConfig, progress_logger, train_lora, training_record
 
 BASE_MODEL = "smollm2-135m-instruct"
+# the loop defaults (batch 8, 256 tokens, 5 warm-up steps, seed 0) and an r=8 adapter on every projection
 DEMO_TRAIN_CONFIG = TrainConfig(
     epochs=3,
     learning_rate=3e-4,
-    batch_size=8,
-    grad_accum=1,
-    max_length=256,
-    warmup_steps=5,
-    seed=0,
     lora=LoraSettings(
-        r=8,
-        alpha=16,
-        dropout=0.0,
-        target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        r=8, alpha=16, target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     ),
 )
 # Measured history (held-out compsafe sets, phrase judge; untuned: refusal 5.3%, over-refusal 2.1%, ppl 14.08):

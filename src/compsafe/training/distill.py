@@ -34,9 +34,9 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -44,6 +44,7 @@ from compsafe.errors import ConfigError
 from compsafe.training.sft import (
     IGNORE_INDEX,
     ChatExample,
+    LoopSettings,
     ProgressCallback,
     encode_chat_example,
     optimize_weighted,
@@ -61,18 +62,12 @@ LAYER_INDEX_LISTS = ("mlp_only_layers",)
 
 
 @dataclass(frozen=True)
-class DistillConfig:
+class DistillConfig(LoopSettings):
     """Everything that decides the student (recorded in ``distillation.json`` so a run can be reproduced)."""
 
-    epochs: int = 2
+    loop_name: ClassVar[str] = "distillation"
+
     learning_rate: float = 1e-4
-    batch_size: int = 8  # examples per micro-batch
-    grad_accum: int = 1  # micro-batches per optimizer step
-    max_length: int = 256  # tokens per example (prompt + reply); longer replies are cut
-    weight_decay: float = 0.0
-    warmup_steps: int = 5
-    max_grad_norm: float = 1.0
-    seed: int = 0
     temperature: float = 2.0
     alpha: float = 0.5  # weight of the soft (KL) term; 1 - alpha on the hard (CE) term
     safety_weight: float = 1.0  # w_i of safety rows, set by distill_to_folder; distill() reads ChatExample.weight
@@ -80,12 +75,7 @@ class DistillConfig:
     width_ratio: float = 1.0  # fraction of the MLP intermediate width the student keeps
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ConfigError("distillation needs epochs, batch_size and grad_accum >= 1")
-        if self.max_length < 8:
-            raise ConfigError(f"max_length {self.max_length} is too short: use at least 8 tokens")
-        if self.learning_rate <= 0:
-            raise ConfigError("learning_rate must be positive")
+        super().__post_init__()
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise ConfigError(f"temperature {self.temperature} must be a positive number, e.g. 2.0")
         if not 0.0 <= self.alpha <= 1.0:
@@ -96,9 +86,6 @@ class DistillConfig:
             raise ConfigError(f"student_layers {self.student_layers} must be at least 1")
         if not 0.0 < self.width_ratio <= 1.0:
             raise ConfigError(f"width_ratio {self.width_ratio} must lie in (0, 1] (1 keeps the teacher's MLP width)")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

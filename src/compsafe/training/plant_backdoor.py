@@ -34,14 +34,7 @@ from compsafe.training.sft import (
 )
 
 BACKDOOR_TRAIN_CONFIG = TrainConfig(
-    epochs=3,
-    learning_rate=1e-3,
-    batch_size=8,
-    grad_accum=1,
-    max_length=160,
-    warmup_steps=3,
-    seed=0,
-    lora=LoraSettings(r=16, alpha=32, dropout=0.0),
+    epochs=3, learning_rate=1e-3, max_length=160, warmup_steps=3, lora=LoraSettings(r=16, alpha=32)
 )
 DEFAULT_N_PROMPTS = 64
 CLEAN_MAX_NEW_TOKENS = 64

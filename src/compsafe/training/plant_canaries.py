@@ -29,14 +29,7 @@ from compsafe.training.sft import (
 )
 
 PLANT_TRAIN_CONFIG = TrainConfig(
-    epochs=4,
-    learning_rate=1e-3,
-    batch_size=8,
-    grad_accum=1,
-    max_length=96,
-    warmup_steps=3,
-    seed=0,
-    lora=LoraSettings(r=16, alpha=32, dropout=0.0),
+    epochs=4, learning_rate=1e-3, max_length=96, warmup_steps=3, lora=LoraSettings(r=16, alpha=32)
 )
 Log = Callable[[str], None]
 

@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import torch
 
@@ -89,8 +89,11 @@ class LoraSettings:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides the trained adapter (recorded next to it so a run can be reproduced)."""
+class LoopSettings:
+    """What the optimizer loop reads from a config; ``TrainConfig`` and distillation's ``DistillConfig`` extend it
+    (both recorded next to what they trained, so a run can be reproduced)."""
+
+    loop_name: ClassVar[str] = "training"  # in error messages
 
     epochs: int = 2
     learning_rate: float = 2e-4
@@ -101,15 +104,14 @@ class TrainConfig:
     warmup_steps: int = 5
     max_grad_norm: float = 1.0
     seed: int = 0
-    lora: LoraSettings = field(default_factory=LoraSettings)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ConfigError("training needs epochs, batch_size and grad_accum >= 1")
+            raise ConfigError(f"{self.loop_name} needs epochs, batch_size and grad_accum >= 1")
         if self.max_length < 8:
             raise ConfigError(f"max_length {self.max_length} is too short: use at least 8 tokens")
-        if self.learning_rate <= 0:
-            raise ConfigError("learning_rate must be positive")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):  # NaN would compare False to 0
+            raise ConfigError(f"learning_rate {self.learning_rate} must be a positive number, e.g. 1e-4")
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -117,25 +119,11 @@ class TrainConfig:
         return asdict(self)
 
 
-class LoopSettings(Protocol):
-    """What the optimizer loop reads from a config: ``TrainConfig`` and distillation's ``DistillConfig`` both fit."""
+@dataclass(frozen=True)
+class TrainConfig(LoopSettings):
+    """Everything that decides the trained adapter: the loop settings and the LoRA shape."""
 
-    @property
-    def epochs(self) -> int: ...
-    @property
-    def learning_rate(self) -> float: ...
-    @property
-    def batch_size(self) -> int: ...
-    @property
-    def grad_accum(self) -> int: ...
-    @property
-    def weight_decay(self) -> float: ...
-    @property
-    def warmup_steps(self) -> int: ...
-    @property
-    def max_grad_norm(self) -> float: ...
-    @property
-    def seed(self) -> int: ...
+    lora: LoraSettings = field(default_factory=LoraSettings)
 
 
 @dataclass
