@@ -12,6 +12,7 @@ import pytest
 from compsafe.config import DEFAULT_JUDGE
 from compsafe.errors import DataFileError
 from compsafe.judges import JUDGES, RefusalVerdict
+from compsafe.judges.base import degenerate_verdict
 from compsafe.judging import judge_file, rejudge_run
 
 
@@ -102,7 +103,10 @@ def test_rejudge_rescores_stored_responses_and_keeps_the_old_verdicts(tiny_run_d
                 **{k: old[k] for k in ("verdict", "judge_confidence", "refused", "judge_reason", "degenerate")},
             }
         ]
-        assert new["verdict"] == ("neither" if old["verdict"] == "neither" else "refused")
+        # the test judge calls everything refused except what the shared degeneracy check catches (the default
+        # judge also has rules of its own, so its `neither` is not the test judge's)
+        broken = degenerate_verdict(new["prompt"], new["response"]) is not None
+        assert new["verdict"] == ("neither" if broken else "refused")
     expected = sum(r["verdict"] == "refused" for r in records) / len(records)
     assert summary["metrics"]["base"]["refusal"]["refusal_rate"] == pytest.approx(expected)
     assert summary["metrics"]["base"]["refusal"]["complied_rate"] == 0.0
@@ -163,7 +167,7 @@ def test_cli_rejudge_rewrites_the_report(tiny_run_dir, tmp_path, refuses_everyth
     assert result.exit_code == 0, result.output
     markdown = (run / "report.md").read_text(encoding="utf-8")
     assert f"judge: `{refuses_everything}` v1" in markdown
-    assert "rejudged without regenerating; the responses were first judged by phrase" in markdown
+    assert f"rejudged without regenerating; the responses were first judged by {DEFAULT_JUDGE}" in markdown
     assert refuses_everything in (run / "report.html").read_text(encoding="utf-8")
 
 
