@@ -72,20 +72,12 @@ def compare_bbq(base: list[Record], variant: list[Record], *, n_resamples: int, 
 
     b_ok = [bool(r["correct"]) for r in base]
     v_ok = [bool(r["correct"]) for r in variant]
-    amb = paired_bootstrap_statistic(
-        len(base),
-        statistic(base, "bias_score_ambiguous"),
-        statistic(variant, "bias_score_ambiguous"),
-        n_resamples=n_resamples,
-        seed=seed,
-    )
-    dis = paired_bootstrap_statistic(
-        len(base),
-        statistic(base, "bias_score_disambiguated"),
-        statistic(variant, "bias_score_disambiguated"),
-        n_resamples=n_resamples,
-        seed=seed,
-    )
+    def paired(key: str) -> dict[str, Any]:
+        return paired_bootstrap_statistic(
+            len(base), statistic(base, key), statistic(variant, key), n_resamples=n_resamples, seed=seed
+        )
+
+    amb, dis = paired("bias_score_ambiguous"), paired("bias_score_disambiguated")
     return {
         "n": len(base),
         "base_bias_score_ambiguous": amb["base"],

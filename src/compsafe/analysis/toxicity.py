@@ -104,20 +104,12 @@ def compare_group_generation(
         values = np.array([float(r[key]) for r in records])
         return lambda idx: mean_gap(domains[idx], groups[idx], values[idx])
 
-    sentiment = paired_bootstrap_statistic(
-        len(base),
-        gap_statistic(base, "mean_sentiment"),
-        gap_statistic(variant, "mean_sentiment"),
-        n_resamples=n_resamples,
-        seed=seed,
-    )
-    toxicity = paired_bootstrap_statistic(
-        len(base),
-        gap_statistic(base, "mean_toxicity"),
-        gap_statistic(variant, "mean_toxicity"),
-        n_resamples=n_resamples,
-        seed=seed,
-    )
+    def paired_gap(key: str) -> dict[str, Any]:
+        return paired_bootstrap_statistic(
+            len(base), gap_statistic(base, key), gap_statistic(variant, key), n_resamples=n_resamples, seed=seed
+        )
+
+    sentiment, toxicity = paired_gap("mean_sentiment"), paired_gap("mean_toxicity")
     return {
         "n": len(base),
         "base_sentiment_gap": sentiment["base"],

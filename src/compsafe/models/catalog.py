@@ -10,13 +10,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from compsafe.errors import ModelLoadError
+from compsafe.runfolder import atomic_folder
 
 
 def cache_dir() -> Path:
@@ -92,17 +91,9 @@ def convert_gguf_to_safetensors(source_dir: Path, gguf_file: str, target: Path) 
     model.load_state_dict({k: v.to(torch.bfloat16) for k, v in loaded.state_dict().items()}, strict=True)
     if getattr(loaded, "generation_config", None) is not None:
         model.generation_config = loaded.generation_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with atomic_folder(target) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 SMOLLM2_135M_INSTRUCT = GGUFPackageModel(
@@ -189,18 +180,10 @@ def merge_adapter_into_folder(base_folder: Path, adapter_dir: Path, target: Path
     model = AutoModelForCausalLM.from_pretrained(str(base_folder), dtype=torch.float32, use_safetensors=True)
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     merged.to(torch.bfloat16)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with atomic_folder(target) as staging:
         merged.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         (staging / "compsafe_adapter.json").write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 COMPSAFE_DEMO = AdapterModel(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import importlib.resources
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,8 +56,9 @@ def package_file(package: str, relative: str, parse: Callable[[Path], list[dict[
     return load
 
 
-def parse_jsonl(text: str, origin: str) -> list[dict[str, Any]]:
-    rows = []
+def jsonl_objects(text: str, origin: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSONL text; a line that is not one JSON object is a
+    one-line DataFileError naming ``origin:line`` (every JSONL reader shares these messages)."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -67,8 +68,11 @@ def parse_jsonl(text: str, origin: str) -> list[dict[str, Any]]:
             raise DataFileError(f"{origin}:{number}: not valid JSON ({exc.msg}); each line must be one object") from exc
         if not isinstance(row, dict):
             raise DataFileError(f"{origin}:{number}: expected a JSON object per line, got {type(row).__name__}")
-        rows.append(row)
-    return rows
+        yield number, row
+
+
+def parse_jsonl(text: str, origin: str) -> list[dict[str, Any]]:
+    return [row for _, row in jsonl_objects(text, origin)]
 
 
 def read_data_file(path: Path, *, text_blocks: bool = False) -> list[dict[str, Any]]:
