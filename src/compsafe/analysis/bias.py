@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from compsafe.analysis.paired import flip_share, mcnemar_exact, paired_bootstrap_mean_delta, paired_proportion_delta
-from compsafe.analysis.resampling import paired_bootstrap_statistic
+from compsafe.analysis.resampling import paired_bootstrap_statistic, paired_bootstraps
 
 Record = dict[str, Any]
 
@@ -72,12 +72,8 @@ def compare_bbq(base: list[Record], variant: list[Record], *, n_resamples: int, 
 
     b_ok = [bool(r["correct"]) for r in base]
     v_ok = [bool(r["correct"]) for r in variant]
-    def paired(key: str) -> dict[str, Any]:
-        return paired_bootstrap_statistic(
-            len(base), statistic(base, key), statistic(variant, key), n_resamples=n_resamples, seed=seed
-        )
-
-    amb, dis = paired("bias_score_ambiguous"), paired("bias_score_disambiguated")
+    keys = ("bias_score_ambiguous", "bias_score_disambiguated")
+    amb, dis = paired_bootstraps(base, variant, statistic, keys, n_resamples=n_resamples, seed=seed)
     return {
         "n": len(base),
         "base_bias_score_ambiguous": amb["base"],

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from compsafe.analysis.paired import mcnemar_exact, paired_bootstrap_mean_delta, paired_proportion_delta
-from compsafe.analysis.resampling import paired_bootstrap_statistic
+from compsafe.analysis.resampling import paired_bootstraps
 
 Record = dict[str, Any]
 TOXIC_THRESHOLD = 0.5
@@ -104,12 +104,8 @@ def compare_group_generation(
         values = np.array([float(r[key]) for r in records])
         return lambda idx: mean_gap(domains[idx], groups[idx], values[idx])
 
-    def paired_gap(key: str) -> dict[str, Any]:
-        return paired_bootstrap_statistic(
-            len(base), gap_statistic(base, key), gap_statistic(variant, key), n_resamples=n_resamples, seed=seed
-        )
-
-    sentiment, toxicity = paired_gap("mean_sentiment"), paired_gap("mean_toxicity")
+    keys = ("mean_sentiment", "mean_toxicity")
+    sentiment, toxicity = paired_bootstraps(base, variant, gap_statistic, keys, n_resamples=n_resamples, seed=seed)
     return {
         "n": len(base),
         "base_sentiment_gap": sentiment["base"],

@@ -67,8 +67,22 @@ def read_shipped_head(name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]
     return arrays, json.loads(meta.read_text(encoding="utf-8"))
 
 
+class ShippedHead:
+    """A head that ships in compsafe/data/judges: ``load_shipped`` reads it back through ``from_stored``."""
+
+    @classmethod
+    def from_stored(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def load_shipped(cls, name: str) -> Any:
+        """The shipped head ``name``, or None when its files are not there."""
+        found = read_shipped_head(name)
+        return None if found is None else cls.from_stored(*found)
+
+
 @dataclass
-class LogisticHead:
+class LogisticHead(ShippedHead):
     """p(positive | embedding) = sigmoid(x . weight + bias)."""
 
     weight: np.ndarray
@@ -89,11 +103,7 @@ class LogisticHead:
         save_head(stem, arrays, {**self.meta, "weights_digest": self.digest})
 
     @classmethod
-    def load_shipped(cls, name: str) -> LogisticHead | None:
-        found = read_shipped_head(name)
-        if found is None:
-            return None
-        arrays, meta = found
+    def from_stored(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> LogisticHead:
         return cls(arrays["weight"], float(arrays["bias"]), meta)
 
 
@@ -140,7 +150,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, seed: int = 
 
 
 @dataclass
-class SoftmaxHead:
+class SoftmaxHead(ShippedHead):
     """p(class | features) = softmax(x @ weight + bias) over ``classes``; x is standardised with ``mean``/``scale``."""
 
     weight: np.ndarray  # (n_features, n_classes)
@@ -166,13 +176,9 @@ class SoftmaxHead:
         save_head(stem, arrays, {**self.meta, "classes": list(self.classes), "weights_digest": self.digest})
 
     @classmethod
-    def load_shipped(cls, name: str) -> SoftmaxHead | None:
-        found = read_shipped_head(name)
-        if found is None:
-            return None
-        stored, meta = found
-        arrays = {k: np.array(stored[k], dtype=np.float64) for k in ("weight", "bias", "mean", "scale")}
-        return cls(classes=tuple(meta["classes"]), meta=meta, **arrays)
+    def from_stored(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> SoftmaxHead:
+        floats = {k: np.array(arrays[k], dtype=np.float64) for k in ("weight", "bias", "mean", "scale")}
+        return cls(classes=tuple(meta["classes"]), meta=meta, **floats)
 
 
 def fit_softmax(

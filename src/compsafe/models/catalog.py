@@ -36,8 +36,24 @@ def package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+class CachedModel:
+    """What every catalog model shares: a bf16 folder in the user cache, built on first use, and a description."""
+
+    name: str
+    licence: str
+    description: str
+
+    @property
+    def folder(self) -> Path:
+        return cache_dir() / "models" / f"{self.name}-bf16"
+
+    def _describe(self, origin: str, **facts: Any) -> dict[str, Any]:
+        return {"catalog_name": self.name, "origin": origin, **facts, "licence": self.licence,
+                "description": self.description}  # fmt: skip
+
+
 @dataclass(frozen=True)
-class GGUFPackageModel:
+class GGUFPackageModel(CachedModel):
     """A model shipped as a GGUF file inside a PyPI package, converted once to a bf16 safetensors folder."""
 
     name: str
@@ -47,16 +63,7 @@ class GGUFPackageModel:
     description: str
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "catalog_name": self.name,
-            "origin": f"PyPI package {self.package} ({self.gguf_file})",
-            "licence": self.licence,
-            "description": self.description,
-        }
-
-    @property
-    def folder(self) -> Path:
-        return cache_dir() / "models" / f"{self.name}-bf16"
+        return self._describe(f"PyPI package {self.package} ({self.gguf_file})")
 
     def materialize(self) -> Path:
         """Return the converted folder, converting on first use (atomically: a killed conversion leaves nothing)."""
@@ -107,7 +114,7 @@ SMOLLM2_135M_INSTRUCT = GGUFPackageModel(
 
 
 @dataclass(frozen=True)
-class AdapterModel:
+class AdapterModel(CachedModel):
     """A catalog model plus a LoRA adapter shipped in compsafe, merged once into its own bf16 cache folder.
 
     The folder records the adapter's digest: shipping a retrained adapter re-materializes it on next use, so a
@@ -144,17 +151,8 @@ class AdapterModel:
         return digest.hexdigest()
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "catalog_name": self.name,
-            "origin": f"{self.base.name} + LoRA adapter compsafe/{self.adapter} (merged)",
-            "adapter_sha256": self.adapter_digest(),
-            "licence": self.licence,
-            "description": self.description,
-        }
-
-    @property
-    def folder(self) -> Path:
-        return cache_dir() / "models" / f"{self.name}-bf16"
+        origin = f"{self.base.name} + LoRA adapter compsafe/{self.adapter} (merged)"
+        return self._describe(origin, adapter_sha256=self.adapter_digest())
 
     def materialize(self) -> Path:
         """Return the merged folder, merging again when it is missing or was built from another adapter."""
