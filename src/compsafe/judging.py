@@ -24,7 +24,7 @@ from typing import Any
 
 from compsafe.errors import DataFileError, RunFolderError
 from compsafe.judges import RefusalJudge, RefusalVerdict, get_judge
-from compsafe.probes.datasets import jsonl_objects
+from compsafe.probes.datasets import jsonl_objects, read_user_text
 
 BATCH = 64
 PAIR_FIELDS = ("id", "prompt", "response")
@@ -40,12 +40,8 @@ def judge_batch(judge: RefusalJudge, prompts: Sequence[str], responses: Sequence
 
 def read_pairs(path: Path) -> list[dict[str, str]]:
     """The pairs of a JSONL file, validated line by line (one-line errors naming the line)."""
-    if not path.is_file():
-        raise DataFileError(f"{path} does not exist: pass a .jsonl file of {{id, prompt, response}} lines")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f"{path} is not UTF-8 text: save it as UTF-8 JSONL") from exc
+    missing = f"{path} does not exist: pass a .jsonl file of {{id, prompt, response}} lines"
+    text = read_user_text(path, missing, "JSONL")
     pairs: list[dict[str, str]] = []
     seen: set[str] = set()
     for number, row in jsonl_objects(text, str(path)):

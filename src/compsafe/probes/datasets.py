@@ -75,14 +75,21 @@ def parse_jsonl(text: str, origin: str) -> list[dict[str, Any]]:
     return [row for _, row in jsonl_objects(text, origin)]
 
 
+def read_user_text(path: Path, missing: str, formats: str) -> str:
+    """The UTF-8 text of a file the user named; a missing file (``missing``: the message) or another encoding
+    (``formats``: what to save it as) is a one-line DataFileError."""
+    if not path.is_file():
+        raise DataFileError(missing)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"{path} is not UTF-8 text: save it as UTF-8 {formats}") from exc
+
+
 def read_data_file(path: Path, *, text_blocks: bool = False) -> list[dict[str, Any]]:
     """Read a user's item file; ``text_blocks`` splits .txt on blank lines (passages) instead of lines."""
-    if not path.is_file():
-        raise DataFileError(f"data file {path} does not exist: pass a .jsonl, .json, .csv or .txt file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f"{path} is not UTF-8 text: save it as UTF-8 JSONL/CSV") from exc
+    missing = f"data file {path} does not exist: pass a .jsonl, .json, .csv or .txt file"
+    text = read_user_text(path, missing, "JSONL/CSV")
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows = parse_jsonl(text, str(path))
