@@ -77,5 +77,10 @@ def paired_bootstraps(
     ]  # fmt: skip
 
 
+def headline_change(name: str, paired: dict[str, Any]) -> dict[str, Any]:
+    """A comparison's headline from one paired bootstrap: ``base_<name>``, ``variant_<name>`` and ``delta``."""
+    return {f"base_{name}": paired["base"], f"variant_{name}": paired["variant"], "delta": paired["delta"]}
+
+
 def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(float(value))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from compsafe.analysis.paired import mcnemar_exact, paired_bootstrap_mean_delta, paired_proportion_delta
-from compsafe.analysis.resampling import paired_bootstraps
+from compsafe.analysis.resampling import headline_change, paired_bootstraps
 
 Record = dict[str, Any]
 TOXIC_THRESHOLD = 0.5
@@ -108,9 +108,7 @@ def compare_group_generation(
     sentiment, toxicity = paired_bootstraps(base, variant, gap_statistic, keys, n_resamples=n_resamples, seed=seed)
     return {
         "n": len(base),
-        "base_sentiment_gap": sentiment["base"],
-        "variant_sentiment_gap": sentiment["variant"],
-        "delta": sentiment["delta"],
+        **headline_change("sentiment_gap", sentiment),
         "toxicity_gap": toxicity,
         "mean_toxicity_delta": paired_bootstrap_mean_delta(
             [r["mean_toxicity"] for r in base],
