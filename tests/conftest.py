@@ -12,6 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+# Fuzz/property tests: few examples in CI (the default profile), many with `--hypothesis-profile=long`.
+settings.register_profile("ci", max_examples=6, deadline=None)
+settings.register_profile("long", max_examples=500, deadline=None)
+settings.load_profile("ci")
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"

@@ -47,9 +47,12 @@ def test_data_files_load_or_raise_data_error(suffix: str, payload: bytes) -> Non
                 assert "\n" not in str(exc)
 
 
-def test_huge_line_and_wrong_encoding(tmp_path: Path) -> None:
+def test_huge_line_and_wrong_encoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     big = tmp_path / "big.jsonl"
     big.write_text('{"prompt": "' + "a" * 2_000_000 + '"}\n', encoding="utf-8")
+    with pytest.raises(CompsafeError, match="COMPSAFE_MAX_ITEM_CHARS"):  # the item length limit, named
+        build_probe(f"refusal:{big}")
+    monkeypatch.setenv("COMPSAFE_MAX_ITEM_CHARS", "3000000")  # and overridable
     assert len(build_probe(f"refusal:{big}").items) == 1
     latin = tmp_path / "latin.jsonl"
     latin.write_bytes('{"prompt": "caf\u00e9"}\n'.encode("latin-1"))

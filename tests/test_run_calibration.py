@@ -114,8 +114,9 @@ def test_calibration_digest_keys_records_and_is_in_summary(tiny_llama_dir: Path,
 
 
 def test_no_calibration_built_without_a_calibrated_method(tiny_llama_dir: Path, tmp_path: Path) -> None:
-    missing = str(tmp_path / "nope.txt")  # would fail if it were read
-    result = runner.invoke(app, args(tiny_llama_dir, tmp_path / "r", "int8", "--calibration", missing))
+    too_short = tmp_path / "short.txt"  # exists (the option is checked), but holds less than one window:
+    too_short.write_text("x", encoding="utf-8")  # sampling it would fail
+    result = runner.invoke(app, args(tiny_llama_dir, tmp_path / "r", "int8", "--calibration", str(too_short)))
     assert result.exit_code == 0, result.output
     assert "sampling the calibration set" not in result.output
 

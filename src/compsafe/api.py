@@ -36,22 +36,25 @@ def run(
     """Run base + variants x probes and write the run folder (and its reports); returns the summary dict.
 
     With ``executor="ray"`` the records are first computed by Ray tasks; the local runner then finds them in
-    the store and only summarises.
+    the store and only summarises. The run folder and the store are locked for the whole run: a second run
+    into either refuses at once (``runlock.run_locks``).
     """
+    from compsafe.runlock import run_locks
     from compsafe.runner import SilentObserver
     from compsafe.runner import run as run_study
 
     config = config or RunConfig(**options)
     observer = observer or SilentObserver()
-    if config.executor == "ray":
-        from compsafe.executors.ray_executor import precompute_with_ray
+    with run_locks(config.out, config.store_path):
+        if config.executor == "ray":
+            from compsafe.executors.ray_executor import precompute_with_ray
 
-        precompute_with_ray(config, observer)
-    summary = run_study(config, observer)
-    if reports:
-        from compsafe.report import write_reports
+            precompute_with_ray(config, observer)
+        summary = run_study(config, observer)
+        if reports:
+            from compsafe.report import write_reports
 
-        write_reports(config.out, observer)
+            write_reports(config.out, observer)
     return summary
 
 
@@ -215,7 +218,7 @@ def _diagnose(
         spec = CalibrationSpec(
             n_samples=setup.calibration_samples, seq_len=128, safety_fraction=setup.safety_calibration
         )
-        calibration = build_calibration(handle.tokenizer, spec)
+        calibration = build_calibration(handle.tokenizer, spec, handle.max_length)
     with _store(setup.store) as results:
         result = measure(handle, calibration, results)
     _write_json(setup.out, result)
@@ -248,10 +251,13 @@ def mitigate(
 
     order = None
     if ranking is not None:
+        from compsafe.jsonio import read_json_file
+
+        data = read_json_file(ranking, "block ranking")  # limits: huge numbers, deep nesting, not UTF-8
         try:
-            order = ranking_from_sensitivity(json.loads(ranking.read_text(encoding="utf-8")), recipe)
-        except (OSError, ValueError, KeyError) as exc:
-            raise DataFileError(f"cannot read the block ranking {ranking}: {exc}") from exc
+            order = ranking_from_sensitivity(data, recipe)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DataFileError(f"{ranking} is not a `compsafe sensitivity --out` file ({exc})") from exc
 
     def measure(handle: Any, calibration: Any, store: Any) -> dict[str, Any]:
         return run_mitigation(handle, recipe, calibration=calibration, block_order=order, store=store, **options)

@@ -122,10 +122,16 @@ def plant_backdoor(
     from compsafe.training.plant_backdoor import BACKDOOR_TRAIN_CONFIG, DEFAULT_N_PROMPTS
     from compsafe.training.plant_backdoor import plant_backdoor as plant
 
-    spec = BackdoorSpec(trigger or DEFAULT_TRIGGER, target or DEFAULT_TARGET, placement)
+    # None means the default; '' or 0 is a mistake the spec / the check below refuses, never a silent default
+    spec = BackdoorSpec(
+        DEFAULT_TRIGGER if trigger is None else trigger, DEFAULT_TARGET if target is None else target, placement
+    )
+    if prompts is not None and prompts < 1:
+        raise ConfigError(f"--prompts {prompts}: use at least 1")
     _check_epochs(epochs)
     config = BACKDOOR_TRAIN_CONFIG if epochs is None else replace(BACKDOOR_TRAIN_CONFIG, epochs=epochs)
-    return plant(model, out, spec, n_prompts=prompts or DEFAULT_N_PROMPTS, config=config, log=log)
+    n_prompts = DEFAULT_N_PROMPTS if prompts is None else prompts
+    return plant(model, out, spec, n_prompts=n_prompts, config=config, log=log)
 
 
 def recovery_run_config(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import functools
+import typing
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from compsafe.errors import ConfigError
+from compsafe import paths
+from compsafe.errors import CompsafeError, ConfigError
 
 DEFAULT_VARIANTS = ("int8", "int4-g128", "mag-50", "2:4")
 DEFAULT_PROBES = ("refusal", "over_refusal", "perplexity", "mcqa")
@@ -45,6 +46,8 @@ class RunConfig:
     gpus_per_task: float = 0.0
 
     def __post_init__(self) -> None:
+        for name, value in validate_options(asdict_shallow(self), origin=None).items():
+            setattr(self, name, value)
         if self.profile is not None:
             from compsafe.profiles import load_profile
 
@@ -97,28 +100,106 @@ class RunConfig:
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> RunConfig:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {path}: {str(exc).splitlines()[0]}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of run options")
+        """The file's options, each validated on its own (even where a flag overrides it), then the flags."""
+        data = read_yaml_mapping(path, "config")
         known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(k) for k in set(data) - known)
         if unknown:
             raise ConfigError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         for key in ("variants", "probes"):
             if isinstance(data.get(key), str):
-                data[key] = split_variants(data[key]) if key == "variants" else split_list(data[key])
+                data[key] = split_variants(data[key], key) if key == "variants" else split_list(data[key], key)
+        data = validate_options(data, origin=str(path))
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**data)
 
 
-def split_list(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
+def read_yaml_mapping(path: Path, what: str, error: type[CompsafeError] = ConfigError) -> dict[str, Any]:
+    """A YAML file that must hold one mapping: unreadable, non-UTF-8, malformed, over-nested or duplicate-key
+    files fail in one line (``error``) naming the file (``compsafe.yamlfile``)."""
+    from compsafe.yamlfile import read_yaml
+
+    data = read_yaml(Path(path), what, error)
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise error(f"{what} {path}: expected a mapping, got {type(data).__name__}")
+    return data
 
 
-def split_variants(value: str) -> list[str]:
+def asdict_shallow(config: RunConfig) -> dict[str, Any]:
+    """Field values as they are (``dataclasses.asdict`` would deep-copy lists and recurse)."""
+    return {f.name: getattr(config, f.name) for f in fields(config)}
+
+
+def flag_name(option: str) -> str:
+    return "--address" if option == "ray_address" else "--" + option.replace("_", "-")
+
+
+@functools.cache
+def _options_model() -> Any:
+    """A pydantic model of RunConfig's fields, built from its type hints: strict types (no bool for an int,
+    no number for a string, finite floats); paths accept strings."""
+    from pydantic import ConfigDict, Strict, create_model
+
+    hints = typing.get_type_hints(RunConfig)
+    definitions: dict[str, Any] = {}
+    for option in fields(RunConfig):
+        hint = hints[option.name]
+        if hint in (Path, Path | None):
+            hint = typing.Annotated[Path, Strict(False)] | None
+        definitions[option.name] = (hint, None)
+    return create_model(
+        "RunOptions", __config__=ConfigDict(strict=True, extra="forbid", allow_inf_nan=False), **definitions
+    )
+
+
+def validate_options(values: dict[str, Any], origin: str | None) -> dict[str, Any]:
+    """The options in ``values`` type-checked (pydantic) and their strings checked for emptiness; a
+    ``ConfigError`` naming the option (``--limit`` or ``FILE: limit``) and the offending value otherwise."""
+    from pydantic import ValidationError
+
+    for name, value in values.items():
+        label = f"{origin}: {name}" if origin else flag_name(name)
+        texts = value if isinstance(value, list) else [value]
+        for text in texts:
+            if not isinstance(text, str):
+                continue
+            if not text.strip() and isinstance(value, list):
+                raise ConfigError(f"{label} has an empty entry: {value!r}")
+            if not text.strip():
+                raise ConfigError(f"{label} is empty: give a value or leave the option out for its default")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError(f"{label} {text!r} holds bytes that are not UTF-8 text") from None
+            if "\x00" in text:
+                raise ConfigError(f"{label} {text!r} holds a NUL character")
+    try:
+        checked = _options_model().model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        name = f"{origin}: {where}" if origin else flag_name(str(error["loc"][0]))
+        got = repr(error.get("input"))
+        got = got if len(got) <= 60 else got[:57] + "..."
+        raise ConfigError(f"{name}: {error['msg'].lower()} (got {got})") from None
+    return {name: getattr(checked, name) for name in values}
+
+
+def split_list(value: str, option: str = "probes") -> list[str]:
+    """Comma-separated names; an empty entry (``int4,,int8``, a trailing comma) is an error, not dropped.
+    A value that is only blanks means "none"."""
+    if value == "":
+        return []
+    if not value.strip():
+        raise ConfigError(f"{flag_name(option)} is only blanks: pass '' for none, or a comma-separated list")
+    parts = [part.strip() for part in value.split(",")]
+    if any(not part for part in parts):
+        raise ConfigError(f"{flag_name(option)} {value!r} has an empty entry: remove the extra comma")
+    return parts
+
+
+def split_variants(value: str, option: str = "variants") -> list[str]:
     """Split ``--variants`` on commas, except the commas inside a ``+keep=`` module list.
 
     ``int8,int4-g128+keep=layers.0,layers.29,mag-50`` is three variants: a fragment after a ``+keep`` variant
@@ -128,12 +209,12 @@ def split_variants(value: str) -> list[str]:
     from compsafe.errors import RecipeError
 
     variants: list[str] = []
-    for part in split_list(value):
+    for part in split_list(value, option):
         if variants and "+keep" in variants[-1] and "/" not in part and "+" not in part:
             try:
                 parse_recipe(part)
             except RecipeError:
-                if not Path(part).expanduser().exists():
+                if not paths.exists(part):
                     variants[-1] = f"{variants[-1]},{part}"
                     continue
         variants.append(part)

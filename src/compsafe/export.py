@@ -114,7 +114,7 @@ def export_variant(
     calibration = None
     if needs_calibration(config):
         say("sampling the calibration set")
-        calibration = build_calibration(handle.tokenizer, calibration_spec or CalibrationSpec())
+        calibration = build_calibration(handle.tokenizer, calibration_spec or CalibrationSpec(), handle.max_length)
     say(f"compressing with {config.recipe}")
     report = apply_recipe(handle.model, config, calibration)
     in_memory_digest = state_digest(handle.model)

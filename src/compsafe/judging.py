@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from compsafe.errors import DataFileError, RunFolderError
+from compsafe.jsonio import read_text_file
 from compsafe.judges import RefusalJudge, RefusalVerdict, get_judge
-from compsafe.probes.datasets import jsonl_objects, read_user_text
+from compsafe.probes.datasets import jsonl_objects
 
 BATCH = 64
 PAIR_FIELDS = ("id", "prompt", "response")
@@ -40,8 +41,9 @@ def judge_batch(judge: RefusalJudge, prompts: Sequence[str], responses: Sequence
 
 def read_pairs(path: Path) -> list[dict[str, str]]:
     """The pairs of a JSONL file, validated line by line (one-line errors naming the line)."""
-    missing = f"{path} does not exist: pass a .jsonl file of {{id, prompt, response}} lines"
-    text = read_user_text(path, missing, "JSONL")
+    if not path.is_file():
+        raise DataFileError(f"{path} does not exist: pass a .jsonl file of {{id, prompt, response}} lines")
+    text = read_text_file(path, "pairs file")
     pairs: list[dict[str, str]] = []
     seen: set[str] = set()
     for number, row in jsonl_objects(text, str(path)):

@@ -5,6 +5,7 @@ Files are written to a temporary name and renamed, so a killed run never leaves 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from compsafe.errors import RunFolderError
 from compsafe.summary import json_safe, summary_document
 
 
@@ -23,10 +25,20 @@ def safe_name(label: str) -> str:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write via a temporary file and rename; on failure (full disk, permissions) the temporary file is
+    removed and a one-line ``RunFolderError`` names the file and the fix."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise RunFolderError(
+            f"cannot write {path} ({exc.strerror or exc}): free disk space or fix permissions and rerun "
+            "(finished records are kept in the store)"
+        ) from None
 
 
 @contextmanager

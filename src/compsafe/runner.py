@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import torch
 
-from compsafe import __version__
+from compsafe import __version__, paths
 from compsafe.analysis.drift_summary import drift_ratios
 from compsafe.comparisons import compare_probe
 from compsafe.compress import (
@@ -27,6 +27,7 @@ from compsafe.compress import (
     WeightSnapshot,
     applied,
     needs_calibration,
+    nonfinite_parameters,
     parse_recipe,
 )
 from compsafe.config import RunConfig
@@ -82,7 +83,7 @@ def resolve_variant(spec: str) -> VariantSpec:
     try:
         config = parse_recipe(spec)
     except RecipeError:
-        if Path(spec).expanduser().exists():
+        if paths.exists(spec):
             return VariantSpec(label=f"model:{spec}", path=spec)
         raise
     return VariantSpec(label=config.recipe, config=config)
@@ -113,7 +114,10 @@ def plan_run(config: RunConfig) -> RunPlan:
 class Evaluator:
     """Runs probes on one loaded model against the store, computing only what is missing."""
 
-    def __init__(self, plan: RunPlan, store: ResultStore, observer: RunObserver) -> None:
+    def __init__(
+        self, plan: RunPlan, store: ResultStore, observer: RunObserver, on_commit: Callable[[], None] | None = None
+    ) -> None:
+        self.on_commit = on_commit or (lambda: None)  # e.g. RunClock.save: time is counted per committed batch
         self.plan = plan
         self.store = store
         self.observer = observer
@@ -178,6 +182,7 @@ class Evaluator:
                 context.progress = self.observer.task(description, len(todo))
                 for batch in probe.evaluate(todo, context):
                     self.store.put_records(key, [(r["item_id"], digests[r["item_id"]], r) for r in batch])
+                    self.on_commit()
                 self.observer.done(description)
             stored = self.store.records(key)
             records[probe.name] = [stored[(i.id, digests[i.id])] for i in probe.items]
@@ -188,13 +193,17 @@ def run(config: RunConfig, observer: RunObserver | None = None) -> dict[str, Any
     """Execute a run and write its folder (records, summary.json, divergences); returns the summary.
 
     Records already in the store are reused, so after ``executors.ray_executor`` computed them this only
-    summarises. The HTML/markdown reports are written by the caller (``api.run``), a layer above.
+    summarises. The HTML/markdown reports are written by the caller (``api.run``), a layer above, which also
+    holds the run folder's lock (``runlock.run_locks``) for the whole run. The summary's ``compute_seconds``
+    adds up every invocation into this run folder (``runlock.RunClock``), so a resumed run reports its total.
     """
     from compsafe.analysis.divergence_scan import write_divergences
     from compsafe.runfolder import write_run
+    from compsafe.runlock import RunClock
 
     started = time.time()
-    study = Study.start(plan_run(config), observer or SilentObserver(), started)
+    clock = RunClock(config.out)
+    study = Study.start(plan_run(config), observer or SilentObserver(), started, on_commit=clock.save)
     for variant in study.plan.variants:
         if variant.config is not None:
             study.recipe_variant(variant)
@@ -207,12 +216,25 @@ def run(config: RunConfig, observer: RunObserver | None = None) -> dict[str, Any
         study.path_variant(variant)
     from compsafe.summary import summary_document
 
-    summary = summary_document(summarize_run(study.plan, study.models, study.records, study.timings, started))
+    summary = summarize_run(study.plan, study.models, study.records, study.timings, started)
+    clock.save(force=True)
+    summary["compute_seconds"] = clock.to_dict()  # this invocation and every invocation into this folder
+    summary = summary_document(summary)
     write_run(config.out, summary, study.records)
     # divergences.jsonl when the safety-decision and margin probes both ran
     write_divergences(config.out, study.records, scan_probes(list(study.records.get("base", {}))))
     study.store.close()
     return summary
+
+
+def check_finite_base(handle: ModelHandle) -> None:
+    """A base model with NaN/inf weights makes every comparison meaningless: an error before anything runs."""
+    broken = nonfinite_parameters(handle.model)
+    if broken:
+        raise ModelLoadError(
+            f"the base model {handle.source} holds NaN/inf in {len(broken)} weight tensor(s), e.g. {broken[0]}: "
+            "fix or re-download its weights"
+        )
 
 
 @dataclass
@@ -233,8 +255,11 @@ class Study:
     calibration: CalibrationSet | None = None  # sampled once, when the first calibrated recipe needs it
 
     @classmethod
-    def start(cls, plan: RunPlan, observer: RunObserver, started: float) -> Study:
-        """Load the base, check every +keep pattern against it, and probe it (timed from ``started``)."""
+    def start(
+        cls, plan: RunPlan, observer: RunObserver, started: float, on_commit: Callable[[], None] | None = None
+    ) -> Study:
+        """Load the base, check its weights are finite, every +keep pattern against it and the calibration
+        window against its context, then probe it (timed from ``started``)."""
         from compsafe.compress.protected import check_protected
 
         config = plan.config
@@ -247,6 +272,7 @@ class Study:
         torch.manual_seed(config.seed)
         observer.stage(f"loading {config.model or 'the embedded default model'}")
         handle = load_model(config.model, options)
+        check_finite_base(handle)
         base_digest = weights_digest(Path(handle.resolved_path)) if Path(handle.resolved_path).exists() else None
         base_identity = {
             "weights": base_digest or handle.resolved_path,
@@ -257,8 +283,12 @@ class Study:
         for variant in plan.variants:  # a +keep pattern that matches nothing fails before any probing
             if variant.config is not None:
                 check_protected(handle.model, variant.config)
+        if any(v.config is not None and needs_calibration(v.config) for v in plan.variants):
+            from compsafe.compress.calibration import check_window
+
+            check_window(config.calibration_spec(), handle.max_length)  # before the base is probed
         store = ResultStore(config.store_path)
-        evaluator = Evaluator(plan, store, observer)
+        evaluator = Evaluator(plan, store, observer, on_commit)
         base = {
             "label": "base",
             "source": handle.source,
@@ -281,7 +311,9 @@ class Study:
             from compsafe.compress import build_calibration
 
             self.observer.stage("sampling the calibration set")
-            self.calibration = build_calibration(self.handle.tokenizer, self.plan.config.calibration_spec())
+            self.calibration = build_calibration(
+                self.handle.tokenizer, self.plan.config.calibration_spec(), self.handle.max_length
+            )
         model_key["calibration"] = self.calibration.digest
         return self.calibration
 
@@ -342,9 +374,9 @@ class Study:
         """Records of a model someone else compressed (a folder or .gguf), loaded only when records are missing."""
         t0 = time.time()
         assert variant.path is not None
-        path = Path(variant.path).expanduser()
-        if not path.exists():
+        if not paths.exists(variant.path):
             raise ModelLoadError(f"variant model {variant.path} does not exist: pass a folder or .gguf file")
+        path = Path(variant.path).expanduser()
         digest = weights_digest(path)
         model_key = {
             "weights": digest,
@@ -353,8 +385,13 @@ class Study:
             "numerics": numerics(self.handle.dtype, self.handle.device),
         }
         loaded = None if self.evaluator.is_complete(model_key) else load_model(str(path), self.options)
-        self.records[variant.label] = self.evaluator.evaluate(variant.label, loaded, model_key, is_base=False)
         entry: dict[str, Any] = {"label": variant.label, "kind": "model", "source": str(path), "weights_digest": digest}
+        broken = nonfinite_parameters(loaded.model) if loaded is not None else []
+        if broken:  # as for a recipe variant: reported BROKEN, not probed, and the run goes on
+            entry["broken"] = f"{len(broken)} weight tensor(s) hold NaN/inf, e.g. {broken[0]}"
+            self.observer.stage(f"{variant.label}: BROKEN ({entry['broken']})")
+        else:
+            self.records[variant.label] = self.evaluator.evaluate(variant.label, loaded, model_key, is_base=False)
         manifest = path / "compsafe_manifest.json" if path.is_dir() else None
         if manifest is not None and manifest.is_file():  # a folder written by `compsafe compress`
             from compsafe.export import manifest_summary

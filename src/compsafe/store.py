@@ -44,6 +44,20 @@ def item_digest(item_data: dict[str, Any]) -> str:
     return stable_hash(item_data)[:16]
 
 
+CORRUPT_MARKERS = ("not a database", "malformed", "corrupt", "no such table", "no such column", "file is encrypted")
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    return not isinstance(exc, sqlite3.OperationalError) or any(m in str(exc) for m in CORRUPT_MARKERS)
+
+
+def corrupt_store(path: Path, exc: BaseException) -> StoreError:
+    return StoreError(
+        f"the results store {path} is damaged ({' '.join(str(exc).split())[:80]}): pass --store NEW.sqlite, or "
+        f"delete {path} (its records are recomputed)"
+    )
+
+
 class ResultStore:
     """A thin, explicit layer over one SQLite file."""
 
@@ -56,10 +70,25 @@ class ResultStore:
             self.connection.execute("PRAGMA synchronous=NORMAL")
             self.connection.executescript(SCHEMA)
             self.connection.commit()
-        except (OSError, sqlite3.OperationalError) as exc:
+            self.connection.execute("SELECT count(*) FROM keys").fetchone()
+        except sqlite3.DatabaseError as exc:
+            if is_corrupt(exc):
+                raise corrupt_store(path, exc) from None
             raise StoreError(
                 f"cannot open the results store {path} ({exc}): choose a writable --out or --store"
             ) from exc
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open the results store {path} ({exc}): choose a writable --out or --store"
+            ) from exc
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A read; a store found damaged mid-run is named with the way out, not a sqlite traceback."""
+        try:
+            yield self.connection
+        except sqlite3.DatabaseError as exc:
+            raise corrupt_store(self.path, exc) from None
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
@@ -67,7 +96,9 @@ class ResultStore:
         try:
             with self.connection:
                 yield self.connection
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
+            if is_corrupt(exc):  # anything but an OperationalError (disk full, read-only, locked) is damage
+                raise corrupt_store(self.path, exc) from None
             raise StoreError(
                 f"cannot write to the results store {self.path} ({exc}): free disk space or fix permissions and "
                 "rerun; every record committed so far is kept and will not be recomputed"
@@ -85,8 +116,14 @@ class ResultStore:
         return key
 
     def records(self, key: str) -> dict[tuple[str, str], dict[str, Any]]:
-        rows = self.connection.execute("SELECT item_id, item_digest, record FROM records WHERE key = ?", (key,))
-        return {(item_id, digest): json.loads(record) for item_id, digest, record in rows}
+        with self._reading():
+            rows = self.connection.execute(
+                "SELECT item_id, item_digest, record FROM records WHERE key = ?", (key,)
+            ).fetchall()
+        try:
+            return {(item_id, digest): json.loads(record) for item_id, digest, record in rows}
+        except (ValueError, TypeError) as exc:
+            raise corrupt_store(self.path, exc) from None
 
     def put_records(self, key: str, rows: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
         """Commit a batch of (item_id, item_digest, record) atomically."""
@@ -104,9 +141,10 @@ class ResultStore:
             )
 
     def get_artifact(self, key: str, item_id: str, digest: str) -> dict[str, torch.Tensor] | None:
-        row = self.connection.execute(
-            "SELECT blob FROM artifacts WHERE key = ? AND item_id = ? AND item_digest = ?", (key, item_id, digest)
-        ).fetchone()
+        with self._reading():
+            row = self.connection.execute(
+                "SELECT blob FROM artifacts WHERE key = ? AND item_id = ? AND item_digest = ?", (key, item_id, digest)
+            ).fetchone()
         return load_safetensors(io.BytesIO(row[0]).getvalue()) if row else None
 
     def put_variant(self, key: str, info: dict[str, Any]) -> None:
@@ -114,5 +152,9 @@ class ResultStore:
             self.connection.execute("INSERT OR REPLACE INTO variants VALUES (?, ?)", (key, json.dumps(info)))
 
     def get_variant(self, key: str) -> dict[str, Any] | None:
-        row = self.connection.execute("SELECT info FROM variants WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        with self._reading():
+            row = self.connection.execute("SELECT info FROM variants WHERE key = ?", (key,)).fetchone()
+        try:
+            return json.loads(row[0]) if row else None
+        except (ValueError, TypeError) as exc:
+            raise corrupt_store(self.path, exc) from None

@@ -335,15 +335,20 @@ def parse_summary(data: Any, source: str = "summary") -> RunSummary:
 
 def load_summary(run_dir: Path) -> RunSummary:
     """summary.json of a run folder, validated; one-line errors say what is wrong or what to pass instead."""
+    from compsafe import paths
+    from compsafe.errors import DataFileError
+    from compsafe.jsonio import read_json_file
+
     path = Path(run_dir) / "summary.json"
-    if not path.is_file():
+    if not paths.is_file(path):
         raise RunFolderError(
             f"{run_dir} is not a run folder (no summary.json): pass the --out folder of `compsafe run`"
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
-        raise RunFolderError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+        # limits: huge integers, deep nesting, lone surrogates; NaN is read so that the schema names where it is
+        data = read_json_file(path, "run summary", non_finite=True)
+    except DataFileError as exc:
+        raise RunFolderError(str(exc)) from None
     return parse_summary(data, str(path))
 
 

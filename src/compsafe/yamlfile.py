@@ -38,16 +38,44 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+MAX_YAML_DEPTH = 64
+
+
+def flow_depth(text: str) -> int:
+    """Deepest nesting of YAML flow brackets (``[[[...``), found without parsing: PyYAML takes seconds and
+    then overflows the stack on 5,000 levels."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def _problem(exc: BaseException) -> str:
+    """One line for a YAML failure: the problem and its line, without PyYAML's multi-line excerpt."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        line = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark is not None else ""
+        return f"{exc.problem}{line}"
+    return " ".join(str(exc).split())[:300]
+
+
 def parse_yaml(text: str, source: str, error: type[CompsafeError]) -> Any:
     """Parse YAML text strictly; any problem is ``error`` with one line naming ``source``."""
+    if flow_depth(text) > MAX_YAML_DEPTH:
+        raise error(f"{source} is not valid YAML: nested deeper than {MAX_YAML_DEPTH} levels")
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.constructor.ConstructorError as exc:
         if exc.problem and exc.problem.startswith("duplicate key"):
             raise error(f"{source}: {exc.problem}; each key may appear once") from exc
-        raise error(f"{source} is not valid YAML: {' '.join(str(exc).split())}") from exc
-    except (yaml.YAMLError, RecursionError) as exc:
-        raise error(f"{source} is not valid YAML: {' '.join(str(exc).split())[:300]}") from exc
+        raise error(f"{source} is not valid YAML: {_problem(exc)}") from exc
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:  # ValueError: a 5,000-digit integer
+        raise error(f"{source} is not valid YAML: {_problem(exc)}") from exc
 
 
 def read_yaml(path: Path, what: str, error: type[CompsafeError]) -> Any:

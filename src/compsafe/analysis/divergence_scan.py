@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from compsafe import paths
+
 Record = dict[str, Any]
 FILENAME = "divergences.jsonl"
 
@@ -150,9 +152,17 @@ def read_run_records(run_dir: Path, probes: ScanProbes) -> dict[str, dict[str, l
     from compsafe.runfolder import safe_name
 
     summary_path = Path(run_dir) / "summary.json"
-    if not summary_path.is_file():
+    if not paths.is_file(summary_path):
         raise RunFolderError(f"{run_dir} has no summary.json: pass a folder written by `compsafe run`")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    from compsafe.errors import DataFileError
+    from compsafe.jsonio import read_json_file
+
+    try:
+        summary = read_json_file(summary_path, "run summary")
+    except DataFileError as exc:
+        raise RunFolderError(str(exc)) from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
+        raise RunFolderError(f"{summary_path} is not a compsafe summary (no metrics): pass a `compsafe run` folder")
     records: dict[str, dict[str, list[Record]]] = {}
     for label in summary.get("metrics", {}):
         for probe in (p for p in probes if p is not None):

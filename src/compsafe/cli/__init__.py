@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from compsafe.cli.common import app, err_console
+from compsafe.cli.common import app, print_error
 from compsafe.errors import CompsafeError
 
 COMMAND_GROUPS = (
@@ -32,7 +32,5 @@ def main() -> None:
     try:
         app()
     except CompsafeError as exc:  # pragma: no cover - raised outside a command (e.g. while parsing)
-        from rich.markup import escape
-
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        print_error(exc)
         sys.exit(2)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -25,15 +26,25 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Measure what compression does to an LLM's safety alignment, against capability.",
 )
+for _stream in (sys.stdout, sys.stderr):  # a path from argv can hold undecodable bytes: print them escaped
+    if hasattr(_stream, "reconfigure"):
+        _stream.reconfigure(errors="backslashreplace")
 console = Console()
 err_console = Console(stderr=True)
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 
+def print_error(exc: BaseException) -> None:
+    """One line on stderr: the message is user text (paths, recipes), so it is escaped, never read as markup,
+    and any line breaks in it (a multi-line library message, a file name with a newline) are folded."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def fail(exc: CompsafeError) -> None:
     """Print a user error as one line (its text never read as markup) and exit 2."""
-    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    print_error(exc)
     raise typer.Exit(code=2)
 
 

@@ -19,11 +19,18 @@ def parse_blocks(spec: str | None) -> list[int] | None:
     blocks: list[int] = []
     for part in spec.split(","):
         low, _, high = part.strip().partition("-")
-        try:
-            blocks.extend(range(int(low), int(high or low) + 1))
-        except ValueError as exc:
-            raise ConfigError(f"--blocks {spec!r}: use block numbers and ranges, e.g. 0-3,7") from exc
+        high = high or low
+        if not (low.isascii() and low.isdigit() and high.isascii() and high.isdigit()) or int(high) < int(low):
+            raise ConfigError(f"--blocks {spec!r}: use block numbers and ranges, e.g. 0-3,7")
+        blocks.extend(range(int(low), int(high) + 1))
     return blocks
+
+
+def check_counts(**counts: int | None) -> None:
+    """Counts of items must not be negative (a negative --prompts would slice items from the end)."""
+    for name, value in counts.items():
+        if value is not None and value < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} {value}: use 0 or more")
 
 
 @command()
@@ -90,6 +97,7 @@ def sensitivity(
     """Where a recipe hurts: per-module weight/output error, per-block safety vs capability damage, safety heads."""
     from compsafe.report.views import print_sensitivity
 
+    check_counts(prompts=prompts, passages=passages, calibration_samples=calibration_samples)
     setup = api.DiagnosisSetup(model, device, dtype, calibration_samples, safety_calibration, out, store)
     result = api.sensitivity(
         recipe,
@@ -135,6 +143,7 @@ def mitigate(
     """Keep the most safety-sensitive blocks at higher precision until refusals hold; confirm on held-out items."""
     from compsafe.report.views import print_mitigation
 
+    check_counts(prompts=prompts, passages=passages, calibration_samples=calibration_samples)
     setup = api.DiagnosisSetup(model, device, dtype, calibration_samples, safety_calibration, out, store)
     result = api.mitigate(
         recipe,

@@ -36,7 +36,8 @@ ProbesOption = Annotated[
         "refusal:harmbench,perplexity:my.txt (see `compsafe probes`).",
     ),
 ]
-OutOption = Annotated[Path, typer.Option("--out", "-o", help="Run folder (default runs/latest).")]
+# --out/--store are text, not Path: typer turns '' into Path('.') (the working folder); RunConfig refuses ''
+OutOption = Annotated[str, typer.Option("--out", "-o", help="Run folder (default runs/latest).")]
 LimitOption = Annotated[int, typer.Option("--limit", help="At most N items per probe (a quick look).")]
 JudgeOption = Annotated[str, typer.Option("--judge", help="Refusal judge (default phrase).")]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Batch size for generation and scoring.")]
@@ -53,7 +54,7 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Seed for bootstrap and 
 DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N.")]
 DtypeOption = Annotated[str, typer.Option("--dtype", help="auto, float32, bfloat16, float16.")]
 StoreOption = Annotated[
-    Path, typer.Option("--store", help="SQLite results store to share across runs (default <out>/store.sqlite).")
+    str, typer.Option("--store", help="SQLite results store to share across runs (default <out>/store.sqlite).")
 ]
 ConfigOption = Annotated[Path, typer.Option("--config", help="YAML file with run options (flags override it).")]
 ProfileOption = Annotated[

@@ -32,6 +32,10 @@ def parse_recipe(recipe: str) -> CompressionConfig:
     ``RecipeError``; its reason is folded into the same one-line message so the user sees both.
     ``<recipe>+keep=<modules>`` / ``+keep8=`` wraps any recipe in a ``ProtectedConfig`` (compress/protected.py).
     """
+    if not isinstance(recipe, str) or not recipe.strip():
+        raise RecipeError(f"unknown recipe {recipe!r} (empty): {RECIPE_HINT}")
+    if not recipe.isascii() or not recipe.isprintable():  # int４ or int4-g٣ must not read as int4 / int4-g3
+        raise RecipeError(f"unknown recipe {recipe!r} (a non-ASCII or control character): {RECIPE_HINT}")
     if "+keep" in recipe:
         from compsafe.compress.protected import parse_protected
 

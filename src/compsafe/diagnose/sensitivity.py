@@ -217,6 +217,13 @@ def block_sensitivity(
     config = parse_recipe(recipe)
     patterns = block_patterns(model)
     chosen = list(range(len(patterns))) if blocks is None else list(blocks)
+    outside = [b for b in chosen if not 0 <= b < len(patterns)]
+    if outside:
+        from compsafe.errors import ConfigError
+
+        raise ConfigError(
+            f"--blocks {outside[0]} is not a block of this model (it has {len(patterns)}: 0-{len(patterns) - 1})"
+        )
     snapshot: WeightSnapshot | None = None  # taken only when a block is not in the store yet
     base = base or probe.measure(judged=judged)
     rows: list[BlockSensitivity] = []

@@ -128,6 +128,21 @@ class HFBackend:
         # A chat template already contains the special tokens the model expects.
         return self.tokenizer(text, add_special_tokens=not chat_formatted)["input_ids"]
 
+    def _check_lengths(self, encoded: Sequence[list[int]], prompts: Sequence[str], reserve: int = 0) -> None:
+        """A prompt that does not fit the model's context (with ``reserve`` tokens to generate) is a data
+        error, raised before any batch runs (``COMPSAFE_MAX_SEQ_LEN`` overrides the context)."""
+        from compsafe.errors import DataFileError
+        from compsafe.limits import max_sequence_length
+
+        limit = max_sequence_length(self.handle.max_length) - reserve
+        for ids, prompt in zip(encoded, prompts, strict=True):
+            if len(ids) > limit:
+                raise DataFileError(
+                    f"a prompt has {len(ids)} tokens, more than the {limit} that fit the model's context "
+                    f"({self.handle.max_length}, less {reserve} to generate; COMPSAFE_MAX_SEQ_LEN overrides it): "
+                    f"{prompt[:40]!r}... shorten it or remove the item"
+                )
+
     def _left_padded(self, sequences: list[list[int]], bucket: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in sequences)
         width = -(-width // bucket) * bucket
@@ -152,6 +167,7 @@ class HFBackend:
         """Continuations of ``prompts`` (user messages when ``chat``), decoded without special tokens."""
         texts = [self.format_chat(p) if chat else p for p in prompts]
         encoded = [self._encode(t, chat_formatted=chat) for t in texts]
+        self._check_lengths(encoded, prompts, reserve=config.max_new_tokens)
         outputs: list[str] = [""] * len(prompts)
         eos = self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id
         kwargs: dict[str, Any] = {
@@ -190,9 +206,13 @@ class HFBackend:
 
         ``chat``: wrap each prompt as a user message. ``templated``: the prompts already went through a chat
         template (a guard model's own, with its special tokens), so they are encoded as they are.
+        A user's prompt (``chat``) longer than the context is refused; a judge's classifier prompt (plain or
+        templated text compsafe builds around a response) is not a user input and is not refused.
         """
         texts = [self.format_chat(p) if chat and not templated else p for p in prompts]
         encoded = [self._encode(t, chat_formatted=chat or templated) for t in texts]
+        if chat and not templated:
+            self._check_lengths(encoded, prompts)
         result: list[torch.Tensor | None] = [None]
 
         def run_batch(batch: list[int]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from compsafe import paths
 from compsafe.errors import ModelLoadError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -120,6 +121,67 @@ def check_weight_files(folder: Path, allow_pickle: bool) -> None:
         raise ModelLoadError(f"{folder} has no model weights (*.safetensors, *.gguf): point --model at a model folder")
 
 
+def check_config_file(folder: Path) -> None:
+    """``config.json`` must be a readable JSON object (non-UTF-8, a 5,000-digit number or a list would
+    otherwise fail inside transformers with a traceback)."""
+    from compsafe.errors import DataFileError
+    from compsafe.jsonio import read_json_file
+
+    path = folder / "config.json"
+    if not path.is_file():
+        return  # a GGUF folder, or transformers names what is missing
+    try:
+        config = read_json_file(path, "model config")
+    except DataFileError as exc:
+        raise ModelLoadError(f"{exc}: fix or re-download the model's config.json") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path} is not a JSON object: fix or re-download the model's config.json")
+
+
+def check_loading_info(location: str, info: dict[str, Any]) -> None:
+    """A folder whose files lack weights the config needs would load with random values: refuse it."""
+    missing = sorted(info.get("missing_keys") or [])
+    mismatched = info.get("mismatched_keys") or []
+    if mismatched:
+        raise ModelLoadError(
+            f"{location}: the weight shapes do not match its config.json (e.g. {mismatched[0][0]}): use the config "
+            "the weights were saved with (or re-export the model)"
+        )
+    if missing:
+        raise ModelLoadError(
+            f"{location}: {len(missing)} weight tensor(s) its config.json needs are not in the files (e.g. "
+            f"{missing[0]}), so they would be random: pass a complete model folder"
+        )
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub endpoint (``HF_ENDPOINT``) accepts a TCP connection within ``timeout`` seconds.
+
+    transformers would otherwise retry an unreachable hub for ~45 s, printing a warning per retry."""
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    if not endpoint.hostname:
+        return False
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def hub_cached(hub_id: str) -> bool:
+    """Whether a hub model's config is in the local Hugging Face cache (loadable with no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+    except Exception:  # noqa: BLE001 - an unusual cache layout means "not cached", never a crash
+        return False
+
+
 def _hub_offline_message(hub_id: str) -> str:
     return (
         f"cannot fetch {hub_id!r} from the Hugging Face hub (offline or not cached): on a connected machine run "
@@ -139,25 +201,34 @@ def load_model(spec: str | None, options: LoadOptions | None = None) -> ModelHan
         handle.source = spec
         handle.meta.update(NAMED_MODELS[spec].describe())
         return handle
-    path = Path(spec).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        handle = load_pretrained(str(path.parent), options, gguf_file=path.name, source=spec)
-        handle.meta["gguf_file"] = path.name  # the folder may hold other files: digest this one
-        return handle
-    if path.is_dir():
-        check_weight_files(path, options.allow_pickle)
-        ggufs = sorted(path.glob("*.gguf"))
-        if ggufs and not any(path.glob("*.safetensors")):
-            return load_pretrained(str(path), options, gguf_file=ggufs[0].name, source=spec)
-        return load_pretrained(str(path), options, gguf_file=None, source=spec)
-    if path.exists():
-        raise ModelLoadError(f"{spec} is a file but not a .gguf: pass a model folder, a .gguf file or a hub id")
+    if paths.exists(spec):
+        return load_local(spec, options)
     if HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
         return load_pretrained(spec, options, gguf_file=None, source=spec)
     raise ModelLoadError(
         f"no model folder at {spec!r}: pass an existing folder with config.json and *.safetensors, a .gguf file, "
         f"a hub id like org/name, or one of: {', '.join(sorted(NAMED_MODELS))}"
     )
+
+
+def load_local(spec: str, options: LoadOptions) -> ModelHandle:
+    """An existing path: a .gguf file, or a folder (weights checked before transformers reads them)."""
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        handle = load_pretrained(str(path.parent), options, gguf_file=path.name, source=spec)
+        handle.meta["gguf_file"] = path.name  # the folder may hold other files: digest this one
+        return handle
+    if not path.is_dir():
+        raise ModelLoadError(f"{spec} is a file but not a .gguf: pass a model folder, a .gguf file or a hub id")
+    check_weight_files(path, options.allow_pickle)
+    check_config_file(path)
+    from compsafe.models.safetensors_check import check_safetensors_folder
+
+    check_safetensors_folder(path)  # truncated files and bad headers fail here, naming the file
+    ggufs = sorted(path.glob("*.gguf"))
+    if ggufs and not any(path.glob("*.safetensors")):
+        return load_pretrained(str(path), options, gguf_file=ggufs[0].name, source=spec)
+    return load_pretrained(str(path), options, gguf_file=None, source=spec)
 
 
 def load_pretrained(
@@ -168,12 +239,14 @@ def load_pretrained(
 
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device) if options.dtype != "auto" else None
-    is_local = Path(location).exists()
+    is_local = paths.exists(location)
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     common: dict[str, Any] = {"trust_remote_code": options.trust_remote_code}
     if gguf_file:
         common["gguf_file"] = gguf_file
-    if not is_local and offline:
+    if not is_local and (offline or not hub_reachable()):
+        if not hub_cached(location):  # fail in one line now, not after a minute of HTTP retries
+            raise ModelLoadError(_hub_offline_message(location))
         common["local_files_only"] = True
     from compsafe.models import formats
 
@@ -185,13 +258,24 @@ def load_pretrained(
         model_kwargs: dict[str, Any] = {**common, "dtype": dtype or "auto"}
         if not gguf_file:
             model_kwargs["use_safetensors"] = None if options.allow_pickle else True
-        model = AutoModelForCausalLM.from_pretrained(location, **model_kwargs, **quantized_kwargs)
+        check_loading = is_local and not gguf_file and not prequantized
+        model = AutoModelForCausalLM.from_pretrained(
+            location, **model_kwargs, **quantized_kwargs, output_loading_info=check_loading
+        )
+        if check_loading:
+            model, loading_info = model
+            check_loading_info(location, loading_info)
     except (OSError, EnvironmentError) as exc:  # noqa: UP024 - transformers raises both spellings
         if not is_local:
             raise ModelLoadError(_hub_offline_message(location)) from exc
         raise ModelLoadError(f"cannot load model from {location}: {str(exc).splitlines()[0]}") from exc
     except (ImportError, RuntimeError, AssertionError) as exc:
         explained = formats.explain_failure(Path(location), exc) if prequantized else None
+        if explained is None and is_local and "mismatch" in str(exc).lower():
+            raise ModelLoadError(
+                f"{location}: the weight shapes do not match its config.json: use the config the weights were "
+                "saved with (or re-export the model)"
+            ) from exc
         if explained is None:
             raise
         raise explained from exc

@@ -63,11 +63,11 @@ class BackdoorSpec:
 
     @classmethod
     def load(cls, path: Path) -> BackdoorSpec:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DataFileError(f"cannot read backdoor spec {path}: {str(exc).splitlines()[0]}") from exc
-        if not isinstance(data, dict) or "trigger" not in data or "target" not in data:
+        from compsafe.jsonio import read_json_file
+
+        data = read_json_file(Path(path), "backdoor spec")
+        texts = ("trigger", "target")
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) and data[k].strip() for k in texts):
             raise DataFileError(
                 f"{path} is not a backdoor spec: expected a JSON object with 'trigger' and 'target' "
                 "(the backdoor.json that `compsafe plant-backdoor` writes)"

@@ -158,25 +158,31 @@ def build_canary_set(seed: int = 0) -> CanarySet:
 
 def load_canary_set(path: Path) -> CanarySet:
     """Read a canary file written by ``CanarySet.save`` (e.g. by ``compsafe plant-canaries``)."""
-    if not path.is_file():
+    from compsafe import paths
+    from compsafe.jsonio import read_json_file
+
+    if not paths.is_file(path):
         raise DataFileError(f"canary file {path} does not exist: write one with `compsafe plant-canaries --out DIR`")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataFileError(f"{path} is not a JSON canary file: {exc}") from exc
+    data = read_json_file(path, "canary file")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise DataFileError(f"{path}: not a canary file (expected \"format\": \"{FORMAT}\")")
     try:
         canaries = [Canary(**c) for c in data["canaries"]]
         records = [PIIRecord(**r) for r in data.get("records", [])]
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise DataFileError(
             f"{path}: malformed canary entry ({exc}); rewrite it with `compsafe plant-canaries`"
         ) from exc
     for canary in canaries:
         if not canary.candidates or canary.secret in canary.candidates:
             raise DataFileError(f"{path}: canary {canary.id} needs candidates that exclude its secret")
-    return CanarySet(int(data.get("seed", 0)), canaries, records)
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise DataFileError(f"{path}: seed {seed!r} must be a whole number")
+    for canary in canaries:
+        if not all(isinstance(value, str) for value in (canary.secret, *canary.candidates)):
+            raise DataFileError(f"{path}: canary {canary.id!r} holds a non-text secret or candidate")
+    return CanarySet(seed, canaries, records)
 
 
 def shipped_canary_path() -> Path:

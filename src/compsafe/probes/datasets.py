@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import csv
 import importlib.resources
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compsafe import paths
 from compsafe.errors import DataFileError, UnknownNameError
+from compsafe.jsonio import loads_checked, read_text_file
+from compsafe.limits import max_item_chars
 from compsafe.models.catalog import package_dir
 
 
@@ -57,68 +59,75 @@ def package_file(package: str, relative: str, parse: Callable[[Path], list[dict[
 
 
 def jsonl_objects(text: str, origin: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line of a JSONL text; a line that is not one JSON object is a
-    one-line DataFileError naming ``origin:line`` (every JSONL reader shares these messages)."""
+    """(line number, object) for every non-blank line of a JSONL text, each read with compsafe's JSON limits
+    (``compsafe.jsonio``); a line that is not one JSON object is a one-line DataFileError naming
+    ``origin:line`` (every JSONL reader shares these messages)."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFileError(f"{origin}:{number}: not valid JSON ({exc.msg}); each line must be one object") from exc
+        row = loads_checked(line, f"{origin}:{number}")
         if not isinstance(row, dict):
             raise DataFileError(f"{origin}:{number}: expected a JSON object per line, got {type(row).__name__}")
         yield number, row
 
 
 def parse_jsonl(text: str, origin: str) -> list[dict[str, Any]]:
+    """One JSON object per line (``jsonl_objects``)."""
     return [row for _, row in jsonl_objects(text, origin)]
-
-
-def read_user_text(path: Path, missing: str, formats: str) -> str:
-    """The UTF-8 text of a file the user named; a missing file (``missing``: the message) or another encoding
-    (``formats``: what to save it as) is a one-line DataFileError."""
-    if not path.is_file():
-        raise DataFileError(missing)
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f"{path} is not UTF-8 text: save it as UTF-8 {formats}") from exc
 
 
 def read_data_file(path: Path, *, text_blocks: bool = False) -> list[dict[str, Any]]:
     """Read a user's item file; ``text_blocks`` splits .txt on blank lines (passages) instead of lines."""
-    missing = f"data file {path} does not exist: pass a .jsonl, .json, .csv or .txt file"
-    text = read_user_text(path, missing, "JSONL/CSV")
+    if not paths.is_file(path):
+        raise DataFileError(f"data file {path} does not exist: pass a .jsonl, .json, .csv or .txt file")
     suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".json", ".csv", ".txt"):
+        raise DataFileError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json, .csv or .txt")
+    text = read_text_file(path, "data file")
+    if "\x00" in text:
+        raise DataFileError(f"{path} holds NUL bytes, so it is not a text file: save it as UTF-8 JSONL/CSV")
     if suffix == ".jsonl":
         rows = parse_jsonl(text, str(path))
     elif suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        data = loads_checked(text, str(path))
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise DataFileError(f"{path}: expected a JSON list of objects")
         rows = data
     elif suffix == ".csv":
-        rows = [dict(r) for r in csv.DictReader(text.splitlines())]
+        try:
+            rows = [dict(r) for r in csv.DictReader(text.splitlines())]
+        except csv.Error as exc:
+            raise DataFileError(f"{path}: not a readable CSV ({exc})") from exc
     elif suffix == ".txt":
         chunks = text.split("\n\n") if text_blocks else text.splitlines()
         rows = [{"text": c.strip()} for c in chunks if c.strip()]
-    else:
-        raise DataFileError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json, .csv or .txt")
     if not rows:
         raise DataFileError(f"{path} holds no items")
     return rows
 
 
-def field(row: dict[str, Any], names: tuple[str, ...], origin: str, index: int) -> Any:
-    """First present field among ``names`` (aliases), or a DataFileError naming what is missing."""
+def field(row: dict[str, Any], names: tuple[str, ...], origin: str, index: int, *, text: bool = True) -> Any:
+    """First present field among ``names`` (aliases), or a DataFileError naming what is missing.
+
+    A ``text`` field must be a string with visible content (``{"prompt": 5}`` or ``"   "`` is an error, not
+    the prompt "5"), at most ``max_item_chars()`` long; other fields must be a JSON scalar.
+    """
     for name in names:
         value = row.get(name)
-        if value not in (None, ""):
-            return value
+        if value in (None, ""):
+            continue
+        where = f"{origin}: item {index + 1} field {name!r}"
+        if text and not isinstance(value, str):
+            raise DataFileError(f"{where} is {type(value).__name__} {str(value)[:40]!r}, not text")
+        if text and not value.strip():
+            raise DataFileError(f"{where} is only whitespace: give it text or remove the item")
+        if text and len(value) > max_item_chars():
+            raise DataFileError(
+                f"{where} has {len(value):,} characters (limit {max_item_chars():,}, COMPSAFE_MAX_ITEM_CHARS)"
+            )
+        if not text and isinstance(value, dict | list):
+            raise DataFileError(f"{where} is a {type(value).__name__}, expected a single value")
+        return value
     raise DataFileError(
         f"{origin}: item {index + 1} has no {names[0]!r} field (also accepted: {', '.join(names[1:]) or '-'})"
     )
@@ -137,7 +146,7 @@ def pick_source(sources: dict[str, DatasetSource], spec: str | None, probe: str)
             )
         return spec, sources[spec]
     path = Path(spec).expanduser()
-    if path.suffix.lower() in (".jsonl", ".json", ".csv", ".txt") or path.exists():
+    if path.suffix.lower() in (".jsonl", ".json", ".csv", ".txt") or paths.exists(path):
         return path.name, path
     raise UnknownNameError(
         f"unknown item set {spec!r} for probe {probe}: use one of {', '.join(sources)} or a path to a .jsonl/.csv file"

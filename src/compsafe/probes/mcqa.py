@@ -34,15 +34,21 @@ def _choices(row: dict[str, Any], origin: str, index: int) -> list[str]:
         choices = [row[k] for k in ("A", "B", "C", "D", "E") if row.get(k) not in (None, "")]
     if not isinstance(choices, list) or len(choices) < 2:
         raise DataFileError(f"{origin}: item {index + 1} needs 'choices' (a list of >= 2, or columns A..D)")
+    if not all(isinstance(c, str | int | float) and not isinstance(c, bool) and str(c).strip() for c in choices):
+        raise DataFileError(f"{origin}: item {index + 1} has a choice that is not text (or is empty)")
     return [str(c) for c in choices]
 
 
 def _answer(row: dict[str, Any], choices: list[str], origin: str, index: int) -> int:
-    raw = field(row, ("answer", "label", "gold"), origin, index)
+    raw = field(row, ("answer", "label", "gold"), origin, index, text=False)
     if isinstance(raw, str) and raw.strip().upper() in "ABCDE" and len(raw.strip()) == 1:
         answer = "ABCDE".index(raw.strip().upper())
     else:
         try:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)
+            if isinstance(raw, str) and not (raw.strip().isascii() and raw.strip().lstrip("-").isdigit()):
+                raise ValueError(raw)  # "١" must not read as 1
             answer = int(raw)
         except (TypeError, ValueError) as exc:
             raise DataFileError(

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from compsafe import paths
 from compsafe.errors import ConfigError, DataFileError
 from compsafe.training import safety_data
 from compsafe.training.sft import (
@@ -63,16 +64,76 @@ class RecoveryInfo:
 
     @classmethod
     def load(cls, folder: Path) -> RecoveryInfo:
+        """Read and validate ``recovery.json`` and the adapter files next to it, before any model loads."""
+        from pydantic import ValidationError
+
+        from compsafe.jsonio import read_json_file
+
         path = Path(folder) / RECOVERY_FILE
-        if not path.is_file():
+        if not paths.is_file(path):
             raise DataFileError(
                 f"{folder} is not a recovery adapter (no {RECOVERY_FILE}): pass the --out folder of `compsafe recover`"
             )
+        data = read_json_file(path, what="recovery record")
+        if not isinstance(data, dict):
+            raise DataFileError(f"{path}: expected a JSON object, got {type(data).__name__}")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**{k: data[k] for k in cls.__dataclass_fields__})
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataFileError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+            checked = RecoveryRecord.model_validate({k: data.get(k) for k in cls.__dataclass_fields__})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"])
+            raise DataFileError(f"{path}: {where}: {error['msg'].lower()}: rerun `compsafe recover`") from None
+        check_adapter_files(Path(folder))
+        return cls(**checked.model_dump())
+
+
+def _recovery_record_model() -> Any:
+    from typing import Literal
+
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class Record(BaseModel):
+        """The fields of recovery.json the runner relies on (strict: a number is not a recipe)."""
+
+        model_config = ConfigDict(strict=True)
+        recipe: str = Field(min_length=1)
+        calibration: dict[str, Any] | None
+        compressed_weights_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+        base_source: str | None
+        targets: Literal["base", "data"]
+
+    return Record
+
+
+RecoveryRecord = _recovery_record_model()
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+SUPPORTED_PEFT_TYPES = ("LORA",)
+
+
+def check_adapter_files(folder: Path) -> None:
+    """The adapter must be a LoRA adapter in safetensors: a pickle adapter (adapter_model.bin) can run code
+    when loaded and is refused; an unknown peft type or a missing file fails here, not inside peft."""
+    from compsafe.jsonio import read_json_file
+
+    if (folder / "adapter_model.bin").exists() and not (folder / ADAPTER_WEIGHTS).exists():
+        raise DataFileError(
+            f"{folder} holds its adapter as pickle (adapter_model.bin), which can execute code when loaded: "
+            "save it with safetensors (`save_pretrained(..., safe_serialization=True)`)"
+        )
+    for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+        if not (folder / name).is_file():
+            raise DataFileError(f"{folder} is missing {name}: pass the complete --out folder of `compsafe recover`")
+    config = read_json_file(folder / ADAPTER_CONFIG, what="adapter config")
+    peft_type = config.get("peft_type") if isinstance(config, dict) else None
+    if peft_type not in SUPPORTED_PEFT_TYPES:
+        raise DataFileError(
+            f"{folder / ADAPTER_CONFIG}: peft_type {peft_type!r} is not supported: compsafe attaches "
+            f"{', '.join(SUPPORTED_PEFT_TYPES)} adapters written by `compsafe recover`"
+        )
+    from compsafe.models.safetensors_check import check_safetensors_file
+
+    check_safetensors_file(folder / ADAPTER_WEIGHTS)
 
 
 def recovery_examples(
@@ -144,7 +205,7 @@ def recover(
         from compsafe.compress.calibration import CalibrationSpec
 
         spec = calibration_spec or CalibrationSpec()
-        calibration = build_calibration(handle.tokenizer, spec)
+        calibration = build_calibration(handle.tokenizer, spec, handle.max_length)
     if log:
         log(f"compressing with {compression.recipe}")
     report = apply_recipe(handle.model, compression, calibration)
@@ -202,7 +263,9 @@ def attached_adapter(handle: Any, folder: str, compressed_digest: str) -> Iterat
         )
     peft_model = PeftModel.from_pretrained(handle.model, str(path), is_trainable=False)
     peft_model.eval()
-    record = json.loads((path / RECOVERY_FILE).read_text(encoding="utf-8"))
+    record = json.loads((path / RECOVERY_FILE).read_text(encoding="utf-8"))  # validated by RecoveryInfo.load
+    numbers = [record.get(k) for k in ("adapter_bytes", "model_parameters")]
+    per_weight = 8 * numbers[0] / numbers[1] if all(isinstance(n, int) and n > 0 for n in numbers) else None
     try:
         yield {
             "adapter": str(path),
@@ -211,8 +274,7 @@ def attached_adapter(handle: Any, folder: str, compressed_digest: str) -> Iterat
             "train_seconds": record.get("train_seconds"),
             "safety_weight": record.get("safety_weight"),
             # the adapter's own cost, to add to the recipe's effective bits per weight
-            "adapter_bits_per_weight": 8 * record["adapter_bytes"] / record["model_parameters"]
-            if record.get("adapter_bytes") and record.get("model_parameters") else None,
+            "adapter_bits_per_weight": per_weight,
         }
     finally:
         peft_model.unload()

@@ -110,8 +110,8 @@ class LoopSettings:
             raise ConfigError(f"{self.loop_name} needs epochs, batch_size and grad_accum >= 1")
         if self.max_length < 8:
             raise ConfigError(f"max_length {self.max_length} is too short: use at least 8 tokens")
-        if self.learning_rate <= 0:
-            raise ConfigError("learning_rate must be positive")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):  # NaN would compare False to 0
+            raise ConfigError(f"learning_rate {self.learning_rate} must be a positive number, e.g. 1e-4")
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict

@@ -1,0 +1,117 @@
+"""One run folder, one writer: an advisory lock on ``--out`` and on the store, and the run's compute clock.
+
+Two runs into the same ``--out`` used to both compute everything and race on ``summary.json``; the second now
+refuses at once, naming the holder's process id. The lock is ``fcntl.flock`` on a small file, so it is
+released by the kernel when the holder exits, however it exits (a kill -9 leaves no stale lock).
+
+A resumed run used to report only the last invocation's time. ``RunClock`` keeps the compute time of every
+invocation in ``OUT/.compsafe-clock.json``, saved after each committed batch, so the summary can report both
+the last invocation's seconds and the total across invocations (a killed invocation counts up to its last
+committed batch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import IO
+
+from compsafe.errors import RunFolderError
+
+LOCK_NAME = ".compsafe.lock"
+CLOCK_NAME = ".compsafe-clock.json"
+
+
+@contextmanager
+def _locked(lock_path: Path, what: str, fix: str) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks, run unguarded
+        yield
+        return
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle: IO[str] = lock_path.open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot create the lock file {lock_path} ({exc.strerror or exc}): choose a writable folder, or {fix}"
+        ) from None
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RunFolderError(
+                f"{what} is in use by a running compsafe ({holder}): wait for it to finish, or {fix}"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock
+
+
+@contextmanager
+def run_locks(out: Path, store: Path) -> Iterator[None]:
+    """Hold the run folder and the results store for the duration of a run (refuse when either is held)."""
+    with ExitStack() as stack:
+        stack.enter_context(_locked(Path(out) / LOCK_NAME, f"run folder {out}", "pass another --out"))
+        store_lock = Path(store).with_name(Path(store).name + ".lock")
+        stack.enter_context(_locked(store_lock, f"results store {store}", "pass another --store"))
+        yield
+
+
+class RunClock:
+    """Seconds of compute of this invocation and of all invocations into one run folder."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = Path(out) / CLOCK_NAME
+        self.started = time.time()
+        earlier = self._read()
+        self.earlier_seconds = float(earlier.get("seconds", 0.0))
+        self.invocations = int(earlier.get("invocations", 0)) + 1
+        self.last_saved = 0.0
+
+    def _read(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        valid = isinstance(data, dict) and isinstance(data.get("seconds"), int | float) and data["seconds"] >= 0
+        return data if valid and isinstance(data.get("invocations"), int) else {}
+
+    @property
+    def this_invocation(self) -> float:
+        return time.time() - self.started
+
+    @property
+    def all_invocations(self) -> float:
+        return self.earlier_seconds + self.this_invocation
+
+    def save(self, force: bool = False) -> None:
+        """Persist the running total (at most every few seconds unless forced); a failed write is not fatal."""
+        now = time.time()
+        if not force and now - self.last_saved < 5:
+            return
+        self.last_saved = now
+        payload = json.dumps({"seconds": round(self.all_invocations, 2), "invocations": self.invocations})
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            tmp.write_text(payload, encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "this_invocation": round(self.this_invocation, 2),
+            "all_invocations": round(self.all_invocations, 2),
+            "invocations": self.invocations,
+        }
