@@ -39,21 +39,18 @@ def judge_batch(judge: RefusalJudge, prompts: Sequence[str], responses: Sequence
 
 def read_pairs(path: Path) -> list[dict[str, str]]:
     """The pairs of a JSONL file, validated line by line (one-line errors naming the line)."""
-    if not path.is_file():
+    from compsafe import paths
+    from compsafe.jsonio import loads_checked, read_text_file
+
+    if not paths.is_file(path):
         raise DataFileError(f"{path} does not exist: pass a .jsonl file of {{id, prompt, response}} lines")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f"{path} is not UTF-8 text: save it as UTF-8 JSONL") from exc
+    lines = read_text_file(path, "pairs file").splitlines()
     pairs: list[dict[str, str]] = []
     seen: set[str] = set()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFileError(f"{path}:{number}: not valid JSON ({exc.msg}); each line must be one object") from exc
+        row = loads_checked(line, f"{path}:{number}")  # limits: huge numbers, deep nesting, lone surrogates, NaN
         if not isinstance(row, dict):
             raise DataFileError(f"{path}:{number}: expected a JSON object with id, prompt and response")
         missing = [key for key in PAIR_FIELDS if key not in row]

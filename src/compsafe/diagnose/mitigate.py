@@ -202,7 +202,14 @@ def split_probes(
     )
 
 
-def _check_options(recipe: str, signal: str, keep_mode: str) -> None:
+def _check_options(recipe: str, signal: str, keep_mode: str, max_drop: float, budget_bits: float | None) -> None:
+    """Every option checked before the model is probed (a negative tolerance would search every block in vain)."""
+    from compsafe.errors import ConfigError
+
+    if not (isinstance(max_drop, int | float) and 0 <= max_drop <= 1):  # NaN fails both comparisons
+        raise ConfigError(f"--max-refusal-drop {max_drop}: use a fraction between 0 and 1, e.g. 0.02")
+    if budget_bits is not None and not (isinstance(budget_bits, int | float) and 0 < budget_bits < float("inf")):
+        raise ConfigError(f"--budget-bits {budget_bits}: use a positive number of bits per weight, e.g. 5")
     if "+keep" in recipe:
         raise RecipeError(f"{recipe!r}: pass the plain recipe; mitigate chooses the +keep clause itself")
     if signal not in ("fast", "judged"):
@@ -257,7 +264,7 @@ def mitigate(
     ``store`` (a ``ResultStore``): every measurement is kept as per-item records, so a rerun resumes.
     """
     from compsafe.diagnose.sensitivity import block_sensitivity, damaging_blocks
-    _check_options(recipe, signal, keep_mode)
+    _check_options(recipe, signal, keep_mode, max_drop, budget_bits)
     say, started, config = progress or (lambda message: None), time.time(), parse_recipe(recipe)
     model, judged = handle.model, signal == "judged"
     val_probe, held_probe = split_probes(handle, prompt_limit, passage_limit, max_new_tokens, store)
@@ -275,6 +282,13 @@ def mitigate(
     measure.snapshot = WeightSnapshot(model)
     with applied(model, config, calibration, snapshot=measure.snapshot) as full:
         bits_of = KeepBits(model, full.report, keep_mode, dense_bits)
+    if budget_bits is not None and bits_of(()) > budget_bits + 1e-9:  # no candidate could fit: say so now
+        from compsafe.errors import ConfigError
+
+        raise ConfigError(
+            f"--budget-bits {budget_bits} is below what {config.recipe} alone takes ({bits_of(()):.3f} bits/weight): "
+            "raise the budget or pick a smaller recipe"
+        )
     scan = None
     if block_order is None:
         say(f"ranking blocks by the safety damage of {config.recipe} alone in each (validation split)")
