@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from compsafe.errors import DataFileError, RunFolderError
+from compsafe.jsonio import read_text_file
 from compsafe.judges import RefusalJudge, RefusalVerdict, get_judge
+from compsafe.probes.datasets import jsonl_objects
 
 BATCH = 64
 PAIR_FIELDS = ("id", "prompt", "response")
@@ -40,19 +42,13 @@ def judge_batch(judge: RefusalJudge, prompts: Sequence[str], responses: Sequence
 def read_pairs(path: Path) -> list[dict[str, str]]:
     """The pairs of a JSONL file, validated line by line (one-line errors naming the line)."""
     from compsafe import paths
-    from compsafe.jsonio import loads_checked, read_text_file
 
     if not paths.is_file(path):
         raise DataFileError(f"{path} does not exist: pass a .jsonl file of {{id, prompt, response}} lines")
-    lines = read_text_file(path, "pairs file").splitlines()
+    text = read_text_file(path, "pairs file")
     pairs: list[dict[str, str]] = []
     seen: set[str] = set()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        row = loads_checked(line, f"{path}:{number}")  # limits: huge numbers, deep nesting, lone surrogates, NaN
-        if not isinstance(row, dict):
-            raise DataFileError(f"{path}:{number}: expected a JSON object with id, prompt and response")
+    for number, row in jsonl_objects(text, str(path)):
         missing = [key for key in PAIR_FIELDS if key not in row]
         if missing:
             raise DataFileError(f"{path}:{number}: missing {', '.join(missing)} (each line needs id, prompt, response)")

