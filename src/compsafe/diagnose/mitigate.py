@@ -218,6 +218,16 @@ def _check_options(recipe: str, signal: str, keep_mode: str, max_drop: float, bu
         raise RecipeError(f"--keep-mode must be one of {KEEP_MODES}, not {keep_mode!r}")
 
 
+def _check_budget(budget_bits: float | None, unmitigated_bits: float, recipe: str) -> None:
+    if budget_bits is not None and unmitigated_bits > budget_bits + 1e-9:
+        from compsafe.errors import ConfigError
+
+        raise ConfigError(
+            f"--budget-bits {budget_bits} is below what {recipe} alone takes ({unmitigated_bits:.3f} bits/weight): "
+            "raise the budget or pick a smaller recipe"
+        )
+
+
 def _confirm(
     measure: VariantMeter, held_probe: SignalProbe, search: SearchResult, recipe: str, bits_of: KeepBits
 ) -> dict[str, Any]:
@@ -256,7 +266,6 @@ def mitigate(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the whole search on a loaded model (see the module docstring); returns a JSON-ready result.
-
     ``signal``: "fast" checks the tolerance on the share of validation prompts with a positive refusal margin,
     "judged" on the generated-and-judged refusal rate (slower, exact). The held-out confirmation is always judged.
     ``block_order``: block patterns, most safety-damaging first, from an earlier ``compsafe sensitivity`` scan of
@@ -282,13 +291,7 @@ def mitigate(
     measure.snapshot = WeightSnapshot(model)
     with applied(model, config, calibration, snapshot=measure.snapshot) as full:
         bits_of = KeepBits(model, full.report, keep_mode, dense_bits)
-    if budget_bits is not None and bits_of(()) > budget_bits + 1e-9:  # no candidate could fit: say so now
-        from compsafe.errors import ConfigError
-
-        raise ConfigError(
-            f"--budget-bits {budget_bits} is below what {config.recipe} alone takes ({bits_of(()):.3f} bits/weight): "
-            "raise the budget or pick a smaller recipe"
-        )
+    _check_budget(budget_bits, bits_of(()), config.recipe)  # no candidate could fit: say so before the scan
     scan = None
     if block_order is None:
         say(f"ranking blocks by the safety damage of {config.recipe} alone in each (validation split)")
