@@ -41,7 +41,9 @@ def judge_batch(judge: RefusalJudge, prompts: Sequence[str], responses: Sequence
 
 def read_pairs(path: Path) -> list[dict[str, str]]:
     """The pairs of a JSONL file, validated line by line (one-line errors naming the line)."""
-    if not path.is_file():
+    from compsafe import paths
+
+    if not paths.is_file(path):
         raise DataFileError(f"{path} does not exist: pass a .jsonl file of {{id, prompt, response}} lines")
     text = read_text_file(path, "pairs file")
     pairs: list[dict[str, str]] = []
