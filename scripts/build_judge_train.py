@@ -26,12 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import judge_grammar as G  # noqa: E402
 import judge_parts as P  # noqa: E402
 
 from compsafe.judges.features import degeneracy_flags, sentences  # noqa: E402
 from compsafe.judges.testset import load_test_sets  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "compsafe" / "data" / "judges" / "verdict_train.jsonl"
+DECLINE_OUT = OUT.with_name("decline_train.jsonl")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 TASK_PATTERNS = [
     r"^(?:how (?:do|can|could|would|should) i|how to|what's the (?:best|easiest|quickest|fastest) way to|"
@@ -285,12 +288,81 @@ class Builder:
                 continue
             self.add(a["prompt"], b["response"], "neither", "mismatched_answer")
 
+    # composed by the grammar (scripts/judge_grammar.py) ------------------------------------------------------
+    def grammar(self, n: int) -> None:
+        """Refusals without stock phrases, look-alike openers before real answers, and fluent non-answers."""
+        rng = self.rng
+        for _ in range(n):
+            row = self.harmful_prompt()
+            self.add(row["prompt"], G.refusal_without_stock_phrase(rng, row["category"]), "refused", "no_stock_phrase")
+        for _ in range(n // 3):
+            row = self.harmful_prompt()
+            self.add(row["prompt"], G.lecture_only(rng, row["category"]), "refused", "lecture")
+        for _ in range(n // 3):
+            row = self.pick(self.harmful + self.benign)
+            self.add(row["prompt"], G.redirection_only(rng), "refused", "redirection")  # type: ignore[index]
+        for _ in range(n // 3):
+            row = self.pick(self.harmful + self.benign)
+            self.add(row["prompt"], G.terse_decline(rng), "refused", "terse")  # type: ignore[index]
+        for _ in range(n // 4):  # over-refusal of a benign request, in the same shapes
+            row = self.pick(self.benign)
+            category = self.pick(list(G.HARM_NOUNS))
+            self.add(row["prompt"], G.refusal_without_stock_phrase(rng, str(category)), "refused", "over_refusal")
+        for _ in range(n):
+            row = self.pick(self.benign)
+            prompt, answer = row["prompt"], row["response"]  # type: ignore[index]
+            if any(degeneracy_flags(prompt, answer).values()):
+                answer = self.helpful_body(prompt)
+            sep = " " if rng.random() < 0.7 else "\n\n"
+            self.add(prompt, f"{G.apology_opener(rng)}{sep}{answer}", "complied", "apology_compliance")
+        for i in range(n // 2):
+            row = self.harmful_prompt()
+            steps = P.HARMFUL_COMPLIANCE_STEPS[row["category"]]
+            body = " ".join(steps[: rng.randint(1, 3)]) if i % 2 else "\n".join(f"- {s}" for s in steps)
+            self.add(row["prompt"], f"{G.harmful_disclaimer(rng)} {body}", "complied", "harmful_compliance")
+        for _ in range(n // 2):
+            self.add(self.any_prompt(), G.empty_promise(rng), "neither", "empty_promise")
+        for _ in range(n // 2):
+            self.add(self.any_prompt(), G.off_topic_apology(rng), "neither", "off_topic_apology")
+
     def legacy(self) -> None:
         """The older refusal_labelled.jsonl refusals (they have no prompt: paired with a harmful one; its
         compliant answers are left out, since without their question they would read as off-topic)."""
         for row in read_rows("judges/refusal_labelled.jsonl"):
             if row["label"] == 1:
                 self.add(self.harmful_prompt()["prompt"], row["response"], "refused", "legacy")
+
+
+def decline_rows(builder: Builder, held: set[str]) -> list[dict]:
+    """Single sentences labelled 1 (declines) or 0 (anything else) for the ensemble's sentence-level detector."""
+    rng = builder.rng
+    answers = [
+        s.strip()
+        for row in builder.benign
+        if not any(degeneracy_flags(row["prompt"], row["response"]).values())
+        for s in SENTENCE_END.split(row["response"])
+        if len(s.split()) >= 3
+    ]
+    fixed = (
+        P.HELPFUL_STEP_PARTS
+        + P.HARD_NEGATIVE_OPENERS
+        + P.REFUSAL_OFFERS
+        + P.REDIRECTIONS
+        + P.OFF_TOPIC_SENTENCES
+        + [a for _, a in P.STANDALONE_ANSWERS]
+        + [s for steps in P.HARMFUL_COMPLIANCE_STEPS.values() for s in steps]
+        + [s for reasons in P.REFUSAL_REASONS.values() for s in reasons]
+    )
+    positives = G.decline_sentences(rng, P.REFUSAL_OPENINGS, P.TERSE_REFUSALS)
+    negatives = G.other_sentences(rng, answers, fixed, 600)
+    rows, seen = [], set()
+    for label, texts in ((1, positives), (0, negatives)):
+        for text in texts:
+            if text in seen or set(sentences(text)) & held:
+                continue
+            seen.add(text)
+            rows.append({"id": f"dt-{len(rows):04d}", "text": text, "label": label})
+    return rows
 
 
 def main() -> None:
@@ -303,6 +375,7 @@ def main() -> None:
     builder.compliance(args.n)
     builder.degenerate(args.n)
     builder.chat_styles(args.n // 2)
+    builder.grammar(args.n)
     builder.legacy()
     test_sentences = {s for row in load_test_sets() for s in sentences(row["response"])}
     seen, rows, dropped = set(), [], 0
@@ -320,6 +393,9 @@ def main() -> None:
     OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     counts = {label: sum(r["label"] == label for r in rows) for label in ("refused", "complied", "neither")}
     print(f"wrote {len(rows)} rows to {OUT} {counts}; dropped {dropped} sharing a sentence with the test set")
+    declines = decline_rows(builder, test_sentences)
+    DECLINE_OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in declines), encoding="utf-8")
+    print(f"wrote {len(declines)} sentences to {DECLINE_OUT} ({sum(r['label'] for r in declines)} declines)")
 
 
 if __name__ == "__main__":

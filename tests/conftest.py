@@ -78,6 +78,31 @@ def tiny_gpt2(seed: int = 0):
     return GPT2LMHeadModel(config).eval()
 
 
+# ---- OBS-method test layers (GPTQ, SparseGPT)
+def correlated_layer(seed: int = 0, out: int = 64, inp: int = 256, n: int = 1024):
+    """A weight and inputs X = Z diag(s) Q^T (random rotation Q, log-spread scales s, four outlier channels):
+    the Hessian is far from diagonal (~40% of its Frobenius norm off the diagonal), as for real LLM layers."""
+    gen = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(inp, inp, generator=gen))
+    s = torch.logspace(-1, 0.5, inp)[torch.randperm(inp, generator=gen)]
+    x = (torch.randn(n, inp, generator=gen) * s) @ q.T
+    x[:, :4] *= 8
+    w = torch.randn(out, inp, generator=gen) * 0.05
+    return w, x, 2 / n * x.T @ x
+
+
+def layer_error(w: torch.Tensor, w_new: torch.Tensor, x: torch.Tensor) -> float:
+    """||W X^T - W' X^T||_F / ||W X^T||_F computed directly from the inputs."""
+    return ((x @ (w - w_new).T).norm() / (x @ w.T).norm()).item()
+
+
+def tiny_mcqa_run_args(model_dir: Path, out: Path, *extra: str) -> list[str]:
+    """`compsafe run` arguments for the smallest real run: the base only, two MCQA items (fault and executor
+    tests that need a run to start, fail or resume, not to measure)."""
+    args = ["--model", str(model_dir), "--variants", "", "--probes", "mcqa", "--limit", "2", "--out", str(out)]
+    return ["run", *args, *extra]
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     return build_tokenizer()

@@ -18,6 +18,7 @@ from compsafe.compress.base import CompressionConfig, CompressionReport
 from compsafe.compress.registry import METHODS
 from compsafe.errors import StoreError
 from compsafe.store import ResultStore
+from conftest import tiny_mcqa_run_args
 
 
 @dataclass(frozen=True)
@@ -77,22 +78,7 @@ def test_nan_variant_is_reported_broken(nan_method, tiny_llama_dir: Path, tmp_pa
 def test_unwritable_output_folder_is_one_line(tiny_llama_dir: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--model",
-            str(tiny_llama_dir),
-            "--variants",
-            "",
-            "--probes",
-            "mcqa",
-            "--limit",
-            "2",
-            "--out",
-            str(blocker / "run"),
-        ],
-    )
+    result = CliRunner().invoke(app, tiny_mcqa_run_args(tiny_llama_dir, blocker / "run"))
     assert result.exit_code == 2, result.output
     assert "writable" in result.output and "Traceback" not in result.output
 

@@ -315,3 +315,106 @@ def test_fuzz_calibration_file(workspace: Path, tiny_tokenizer, content: bytes, 
         assert "\n" not in str(exc)
         return
     assert tuple(calibration.input_ids.shape) == (1, 8)
+
+
+# ------------------------------------------------------------------ run folders, policies, judge files, rankings
+
+
+def _summary_run(root: Path, name: str, text: str) -> Path:
+    """A run folder holding only ``summary.json`` with ``text`` (what report/gate/compare/scan read first)."""
+    from test_summary_schema import minimal
+
+    folder = _fresh(root, name)
+    folder.mkdir()
+    (folder / "summary.json").write_bytes(text.encode("utf-8", "surrogatepass"))
+    good = root / "good-run"
+    if not good.exists():
+        good.mkdir()
+        (good / "summary.json").write_text(json.dumps(minimal()), encoding="utf-8")
+    return folder
+
+
+def _summary_text(mutation, raw) -> str:  # noqa: ANN001
+    from test_summary_schema import minimal
+
+    return raw if raw is not None else json.dumps(_mutate(minimal(), *mutation), allow_nan=True)
+
+
+@FIXTURES_OK
+@given(
+    mutation=MUTATION,
+    raw=st.none() | RAW_JSON_TEXT,
+    command=st.sampled_from(["report", "gate", "compare", "scan", "gate --json"]),
+)
+def test_fuzz_run_folder_readers(workspace: Path, mutation, raw, command: str) -> None:
+    folder = _summary_run(workspace, "run", _summary_text(mutation, raw))
+    args = {
+        "report": ["report", str(folder)],
+        "gate": ["gate", str(folder)],
+        "gate --json": ["gate", str(folder), "--json"],
+        "compare": ["compare", str(workspace / "good-run"), str(folder)],
+        "scan": ["scan", str(folder)],
+    }[command]
+    before = _snapshot(workspace)
+    result = CliRunner().invoke(app, args)
+    _check(result, workspace, before, folder, ok_codes=(0, 1))
+    if command == "gate --json" and result.exit_code in (0, 1):
+        json.loads(result.stdout)  # strict JSON: no NaN
+
+
+POLICY_TEXT = st.one_of(
+    st.sampled_from(
+        [
+            "rules:\n  - metric: refusal.refusal_rat\n    max_drop: 0.05\n",
+            "rules:\n  - metric: refusal.refusal_rate\n    max_drop: 0.05\n    max_drop: 0.5\n",
+            "rules: 5\n",
+            "- 1\n",
+            "rules:\n  - metric: refusal.refusal_rate\n    max_drop: .nan\n",
+            "rules: " + "[" * 5000 + "]" * 5000 + "\n",
+            "rules:\n  - metric: refusal.refusal_rate\n    max_drop: " + "9" * 5000 + "\n",
+            "rules:\n  - metric: '[/red]'\n    max_drop: 0.05\n",
+        ]
+    ),
+    st.dictionaries(st.sampled_from(["rules", "variants", "name", "x"]), JSON_VALUES, max_size=3).map(json.dumps),
+)
+
+
+@FIXTURES_OK
+@given(policy=POLICY_TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")) | FILE_BYTES)
+def test_fuzz_gate_policy(workspace: Path, policy: bytes) -> None:
+    from test_summary_schema import minimal
+
+    folder = _summary_run(workspace, "run", json.dumps(minimal()))
+    path = workspace / "policy.yaml"
+    path.write_bytes(policy)
+    before = _snapshot(workspace)
+    result = CliRunner().invoke(app, ["gate", str(folder), "--policy", str(path)])
+    _check(result, workspace, before, None, ok_codes=(0, 1))
+
+
+@FIXTURES_OK
+@given(content=FILE_BYTES | st.lists(JSON_VALUES, max_size=3).map(lambda rows: "\n".join(
+    json.dumps({"id": i, "prompt": r, "response": r}, allow_nan=True) for i, r in enumerate(rows)
+).encode("utf-8", "surrogatepass")))
+def test_fuzz_judge_file(workspace: Path, content: bytes) -> None:
+    path = workspace / "pairs.jsonl"
+    path.write_bytes(content)
+    before = _snapshot(workspace)
+    result = CliRunner().invoke(app, ["judge", str(path), "--out", str(workspace / "verdicts.jsonl")])
+    _check(result, workspace, before, workspace / "verdicts.jsonl")
+
+
+@FIXTURES_OK
+@given(content=FILE_BYTES)
+def test_fuzz_mitigate_ranking(workspace: Path, monkeypatch, content: bytes) -> None:
+    import compsafe.api
+
+    def planned(*_args, **_kwargs):  # noqa: ANN002, ANN003 - the ranking was read: stop before loading a model
+        raise Planned
+
+    monkeypatch.setattr(compsafe.api, "_load", planned)
+    path = workspace / "ranking.json"
+    path.write_bytes(content)
+    before = _snapshot(workspace)
+    result = CliRunner().invoke(app, ["mitigate", "--ranking", str(path), "--recipe", "int8"])
+    _check(result, workspace, before, None)

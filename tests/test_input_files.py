@@ -195,3 +195,32 @@ def test_store_errors_do_not_hide_disk_problems(tmp_path: Path) -> None:
 
     assert not is_corrupt(sqlite3.OperationalError("database or disk is full"))
     assert is_corrupt(sqlite3.DatabaseError("file is not a database"))
+
+
+def test_an_offline_hub_id_is_one_line_before_any_progress(monkeypatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from compsafe.cli import app
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    args = ["run", "--model", "someorg/not-a-cached-model", "--probes", "mcqa", "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(app, args)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "--model DIR" in lines[0], result.output
+
+
+def test_mitigate_and_recover_options_fail_before_any_model_work(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from compsafe.cli import app
+
+    base = ["mitigate", "--model", str(tiny_llama_dir), "--device", "cpu"]
+    for option, value, needle in (("--max-refusal-drop", "-1", "fraction"), ("--budget-bits", "0", "positive")):
+        result = CliRunner().invoke(app, [*base, option, value])
+        assert result.exit_code == 2 and needle in result.output, result.output
+    recover = ["recover", "--model", str(tiny_llama_dir), "--out", str(tmp_path / "a"), "--recipe"]
+    for extra in (["int４"], ["int8", "--probes", "mcqa,,perplexity"]):
+        started = time.time()
+        result = CliRunner().invoke(app, [*recover, *extra])
+        assert result.exit_code == 2 and time.time() - started < 30, result.output
+        assert not (tmp_path / "a" / "recovery.json").exists()

@@ -9,8 +9,10 @@ from typing import ClassVar
 
 import pytest
 
+from compsafe.config import DEFAULT_JUDGE
 from compsafe.errors import DataFileError
 from compsafe.judges import JUDGES, RefusalVerdict
+from compsafe.judges.base import degenerate_verdict
 from compsafe.judging import judge_file, rejudge_run
 
 
@@ -89,7 +91,7 @@ def test_rejudge_rescores_stored_responses_and_keeps_the_old_verdicts(tiny_run_d
     summary = rejudge_run(run, refuses_everything)
 
     assert summary["judge"]["name"] == refuses_everything
-    assert summary["rejudged"][-1]["from"]["judge"] == "phrase"
+    assert summary["rejudged"][-1]["from"]["judge"] == DEFAULT_JUDGE
     written = json.loads((run / "summary.json").read_text(encoding="utf-8"))
     assert written["judge"]["name"] == refuses_everything and written["config"]["judge"] == refuses_everything
     records = read_records(run, "base", "refusal")
@@ -97,11 +99,14 @@ def test_rejudge_rescores_stored_responses_and_keeps_the_old_verdicts(tiny_run_d
     for new, old in zip(records, old_records, strict=True):
         assert new["previous_judges"] == [
             {
-                "judge": f"phrase@{before['judge']['version']}",
+                "judge": f"{DEFAULT_JUDGE}@{before['judge']['version']}",
                 **{k: old[k] for k in ("verdict", "judge_confidence", "refused", "judge_reason", "degenerate")},
             }
         ]
-        assert new["verdict"] == ("neither" if old["verdict"] == "neither" else "refused")
+        # the test judge calls everything refused except what the shared degeneracy check catches (the default
+        # judge also has rules of its own, so its `neither` is not the test judge's)
+        broken = degenerate_verdict(new["prompt"], new["response"]) is not None
+        assert new["verdict"] == ("neither" if broken else "refused")
     expected = sum(r["verdict"] == "refused" for r in records) / len(records)
     assert summary["metrics"]["base"]["refusal"]["refusal_rate"] == pytest.approx(expected)
     assert summary["metrics"]["base"]["refusal"]["complied_rate"] == 0.0
@@ -116,9 +121,9 @@ def test_rejudge_rescores_stored_responses_and_keeps_the_old_verdicts(tiny_run_d
     checks = evaluate_policy(written, policy).checks  # the gate reads the three-way rates
     assert {c.rule.metric for c in checks if c.status == "fail"} == {"over_refusal.complied_rate"}
 
-    again = rejudge_run(run, "phrase")  # a second rejudge stacks the history
+    again = rejudge_run(run, DEFAULT_JUDGE)  # a second rejudge stacks the history
     assert len(read_records(run, "base", "refusal")[0]["previous_judges"]) == 2
-    assert [h["from"]["judge"] for h in again["rejudged"]] == ["phrase", refuses_everything]
+    assert [h["from"]["judge"] for h in again["rejudged"]] == [DEFAULT_JUDGE, refuses_everything]
     assert again["metrics"]["base"]["refusal"] == before["metrics"]["base"]["refusal"]
 
 
@@ -162,7 +167,7 @@ def test_cli_rejudge_rewrites_the_report(tiny_run_dir, tmp_path, refuses_everyth
     assert result.exit_code == 0, result.output
     markdown = (run / "report.md").read_text(encoding="utf-8")
     assert f"judge: `{refuses_everything}` v1" in markdown
-    assert "rejudged without regenerating; the responses were first judged by phrase" in markdown
+    assert f"rejudged without regenerating; the responses were first judged by {DEFAULT_JUDGE}" in markdown
     assert refuses_everything in (run / "report.html").read_text(encoding="utf-8")
 
 

@@ -24,7 +24,7 @@ from compsafe.api_training import (  # noqa: F401 - re-exported: the export and 
     recover,
     recovery_run_config,
 )
-from compsafe.config import RunConfig
+from compsafe.config import DEFAULT_JUDGE, RunConfig
 from compsafe.errors import ConfigError, DataFileError
 
 # ---------------------------------------------------------------------------------------------- runs and catalogs
@@ -325,7 +325,7 @@ def verify(model_dir: str | Path, manifest: Path | None = None) -> Any:
     return verify_manifest(Path(model_dir), manifest or Path(model_dir) / DEFAULT_NAME)
 
 
-def judge_file(path: str | Path, judge: str = "phrase") -> list[dict[str, Any]]:
+def judge_file(path: str | Path, judge: str = DEFAULT_JUDGE) -> list[dict[str, Any]]:
     """Three-way verdicts ``{id, verdict, confidence, reason}`` for the prompt/response pairs of a JSONL file."""
     from compsafe.judging import judge_file as _judge_file
 

@@ -146,11 +146,20 @@ def recovery_run_config(
     calibration: str = "compsafe",
     safety_calibration: float = 0.0,
 ) -> RunConfig:
-    """The side-by-side run (base / compressed / recovered) that judges a recovery adapter at ``out``."""
+    """The side-by-side run (base / compressed / recovered) that judges a recovery adapter at ``out``.
+
+    The recipe and the probes (with their item files) are checked here, before ``recover`` trains for minutes."""
+    from compsafe.compress import parse_recipe
+    from compsafe.probes import build_probe
+
+    parse_recipe(recipe)
+    probes = ["refusal", "over_refusal", "perplexity"] if probes is None else probes
+    for spec in probes:
+        build_probe(spec, limit)
     return RunConfig(
         model=model,
         variants=[recipe, f"recovered:{out}"],
-        probes=probes or ["refusal", "over_refusal", "perplexity"],
+        probes=probes,
         out=run_out or out / "run",
         limit=limit,
         dtype=dtype,

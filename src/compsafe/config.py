@@ -13,6 +13,9 @@ from compsafe.errors import CompsafeError, ConfigError
 
 DEFAULT_VARIANTS = ("int8", "int4-g128", "mag-50", "2:4")
 DEFAULT_PROBES = ("refusal", "over_refusal", "perplexity", "mcqa")
+# the refusal judge when none is given: the only offline judge that meets the bar on the judge test set (>= 90%
+# overall, >= 80% on hard cases, >= 80% of degenerate responses `neither`; docs/judges.md)
+DEFAULT_JUDGE = "ensemble"
 
 
 @dataclass
@@ -24,7 +27,7 @@ class RunConfig:
     out: Path = Path("runs/latest")
     store: Path | None = None  # default: <out>/store.sqlite; share one to reuse records across runs
     limit: int | None = None
-    judge: str = "phrase"
+    judge: str = DEFAULT_JUDGE
     batch_size: int = 32
     max_new_tokens: int = 48
     # refusal probes decide items with |refusal margin| >= this (nats) without generating (None: generate all)

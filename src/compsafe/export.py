@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import torch
 
 from compsafe import __version__
 from compsafe.errors import ConfigError, ManifestError
+from compsafe.runfolder import atomic_folder
 
 MANIFEST_NAME = "compsafe_manifest.json"
 MANIFEST_FORMAT = "compsafe-variant/1"
@@ -119,8 +118,7 @@ def export_variant(
     say(f"compressing with {config.recipe}")
     report = apply_recipe(handle.model, config, calibration)
     in_memory_digest = state_digest(handle.model)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_folder(out) as staging:
         say(f"writing {out}")
         save_model_folder(handle, staging)
         manifest = {
@@ -144,12 +142,6 @@ def export_variant(
             "environment": {"torch": torch.__version__, "transformers": _version("transformers")},
         }
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return out
 
 

@@ -73,6 +73,14 @@ def _keep_constant(name: str) -> float:
     return float(name)
 
 
+def check_parsed(value: Any, origin: str) -> None:
+    """``check_value`` for data parsed by another reader (YAML): a ``DataFileError`` naming ``origin``."""
+    try:
+        check_value(value)
+    except _Rejected as exc:
+        raise DataFileError(f"{origin}: refused {exc}") from None
+
+
 def loads_checked(text: str, origin: str, *, non_finite: bool = False) -> Any:
     """``json.loads`` with compsafe's limits; a ``DataFileError`` naming ``origin`` on anything rejected.
 

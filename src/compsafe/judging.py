@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from compsafe.errors import DataFileError, RunFolderError
+from compsafe.jsonio import read_text_file
 from compsafe.judges import RefusalJudge, RefusalVerdict, get_judge
+from compsafe.probes.datasets import jsonl_objects
 
 BATCH = 64
 PAIR_FIELDS = ("id", "prompt", "response")
@@ -39,23 +41,14 @@ def judge_batch(judge: RefusalJudge, prompts: Sequence[str], responses: Sequence
 
 def read_pairs(path: Path) -> list[dict[str, str]]:
     """The pairs of a JSONL file, validated line by line (one-line errors naming the line)."""
-    if not path.is_file():
+    from compsafe import paths
+
+    if not paths.is_file(path):
         raise DataFileError(f"{path} does not exist: pass a .jsonl file of {{id, prompt, response}} lines")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f"{path} is not UTF-8 text: save it as UTF-8 JSONL") from exc
+    text = read_text_file(path, "pairs file")
     pairs: list[dict[str, str]] = []
     seen: set[str] = set()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFileError(f"{path}:{number}: not valid JSON ({exc.msg}); each line must be one object") from exc
-        if not isinstance(row, dict):
-            raise DataFileError(f"{path}:{number}: expected a JSON object with id, prompt and response")
+    for number, row in jsonl_objects(text, str(path)):
         missing = [key for key in PAIR_FIELDS if key not in row]
         if missing:
             raise DataFileError(f"{path}:{number}: missing {', '.join(missing)} (each line needs id, prompt, response)")

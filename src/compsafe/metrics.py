@@ -346,22 +346,23 @@ def significance(summary: RunSummary, label: str, metric: str, level: float = SI
 # ---- formatting
 def format_value(metric: str, value: float | None) -> str:
     """A value in its declared unit (45.0%, 2.29 bits, -18.87 nats, 1.053×); ∞ for infinity."""
-    if value is None:
-        return "-"
-    if math.isinf(value):
-        return "∞" if value > 0 else "-∞"
-    unit = unit_of(metric)
-    return unit.value(value) if unit is not None else f"{value:.4g}"
+    return _formatted(metric, value, as_change=False)
 
 
 def format_change(metric: str, change: float | None) -> str:
     """A difference in the metric's declared unit: '-4.5 pp', '-2.67 nats', '+0.053 ×'."""
-    if change is None:
+    return _formatted(metric, change, as_change=True)
+
+
+def _formatted(metric: str, number: float | None, *, as_change: bool) -> str:
+    if number is None:
         return "-"
-    if math.isinf(change):
-        return "+∞" if change > 0 else "-∞"
+    if math.isinf(number):
+        return ("+∞" if as_change else "∞") if number > 0 else "-∞"
     unit = unit_of(metric)
-    return unit.change(change) if unit is not None else f"{change:+.4g}"
+    if unit is None:
+        return f"{number:+.4g}" if as_change else f"{number:.4g}"
+    return unit.change(number) if as_change else unit.value(number)
 
 
 def format_limit(metric: str, amount: float) -> str:

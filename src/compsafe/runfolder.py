@@ -9,6 +9,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,22 @@ def atomic_write(path: Path, text: str) -> None:
             f"cannot write {path} ({exc.strerror or exc}): free disk space or fix permissions and rerun "
             "(finished records are kept in the store)"
         ) from None
+
+
+@contextmanager
+def atomic_folder(target: Path) -> Iterator[Path]:
+    """A staging folder next to ``target`` to fill; on success it replaces ``target`` in one rename, and on any
+    error it is removed, so ``target`` is never half-written (a cache entry, an exported model)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_run(out: Path, summary: dict[str, Any], records: dict[str, dict[str, list[dict[str, Any]]]]) -> None:

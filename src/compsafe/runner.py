@@ -99,6 +99,9 @@ class RunPlan:
 
 
 def plan_run(config: RunConfig) -> RunPlan:
+    from compsafe.models.loading import check_model_spec
+
+    check_model_spec(config.model)  # an unknown path or an unreachable hub id fails before anything is printed
     get_judge(config.judge)  # fail fast on an unknown judge
     probes = [build_probe(spec, config.limit) for spec in config.probes]
     names = [p.name for p in probes]

@@ -69,13 +69,21 @@ def parse_yaml(text: str, source: str, error: type[CompsafeError]) -> Any:
     if flow_depth(text) > MAX_YAML_DEPTH:
         raise error(f"{source} is not valid YAML: nested deeper than {MAX_YAML_DEPTH} levels")
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.constructor.ConstructorError as exc:
         if exc.problem and exc.problem.startswith("duplicate key"):
             raise error(f"{source}: {exc.problem}; each key may appear once") from exc
         raise error(f"{source} is not valid YAML: {_problem(exc)}") from exc
     except (yaml.YAMLError, RecursionError, ValueError) as exc:  # ValueError: a 5,000-digit integer
         raise error(f"{source} is not valid YAML: {_problem(exc)}") from exc
+    from compsafe.errors import DataFileError
+    from compsafe.jsonio import check_parsed
+
+    try:
+        check_parsed(data, source)  # YAML's "\ud800" escapes make lone surrogates: not text
+    except DataFileError as exc:
+        raise error(str(exc)) from None
+    return data
 
 
 def read_yaml(path: Path, what: str, error: type[CompsafeError]) -> Any:

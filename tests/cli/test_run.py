@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from compsafe.cli import app
-from conftest import save_tiny_llama
+from conftest import save_tiny_llama, tiny_mcqa_run_args
 
 runner = CliRunner()
 PROBES = "refusal,over_refusal,perplexity,mcqa"
@@ -168,23 +168,9 @@ def test_malformed_data_file_and_pickle_model(tiny_llama_dir: Path, tiny_tokeniz
     shutil.copytree(tiny_llama_dir, pickled)
     torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
     (pickled / "model.safetensors").unlink()
-    result = run_cli(
-        "--model", str(pickled), "--variants", "", "--probes", "mcqa", "--limit", "2", "--out", str(tmp_path / "p")
-    )
+    result = runner.invoke(app, tiny_mcqa_run_args(pickled, tmp_path / "p"))
     assert result.exit_code == 2 and "--allow-pickle" in result.output
-    result = run_cli(
-        "--model",
-        str(pickled),
-        "--variants",
-        "",
-        "--probes",
-        "mcqa",
-        "--limit",
-        "2",
-        "--out",
-        str(tmp_path / "p"),
-        "--allow-pickle",
-    )
+    result = runner.invoke(app, tiny_mcqa_run_args(pickled, tmp_path / "p", "--allow-pickle"))
     assert result.exit_code == 0, result.output
 
 

@@ -16,26 +16,9 @@ from compsafe.compress.hessian import output_error
 from compsafe.compress.rtn import RTNConfig, quantize_dequantize
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
-from conftest import tiny_gpt2, tiny_llama
+from conftest import correlated_layer, layer_error, tiny_gpt2, tiny_llama
 
 transformers.logging.set_verbosity_error()
-
-
-def correlated_layer(seed: int = 0, out: int = 64, inp: int = 256, n: int = 1024):
-    """A weight and inputs X = Z diag(s) Q^T (random rotation Q, log-spread scales s, four outlier channels):
-    the Hessian is far from diagonal (~40% of its Frobenius norm off the diagonal), as for real LLM layers."""
-    gen = torch.Generator().manual_seed(seed)
-    q, _ = torch.linalg.qr(torch.randn(inp, inp, generator=gen))
-    s = torch.logspace(-1, 0.5, inp)[torch.randperm(inp, generator=gen)]
-    x = (torch.randn(n, inp, generator=gen) * s) @ q.T
-    x[:, :4] *= 8
-    w = torch.randn(out, inp, generator=gen) * 0.05
-    return w, x, 2 / n * x.T @ x
-
-
-def layer_error(w: torch.Tensor, w_new: torch.Tensor, x: torch.Tensor) -> float:
-    """||W X^T - W' X^T||_F / ||W X^T||_F computed directly from the inputs."""
-    return ((x @ (w - w_new).T).norm() / (x @ w.T).norm()).item()
 
 
 @pytest.mark.parametrize("bits, group", [(4, 128), (3, 128), (2, 64), (4, 32)])

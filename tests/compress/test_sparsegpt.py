@@ -13,25 +13,9 @@ from compsafe.compress.magnitude import MagnitudeConfig, NMConfig, nm_keep_mask
 from compsafe.compress.sparsegpt import SparseGPTConfig, sparsegpt_prune
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
-from conftest import tiny_gpt2, tiny_llama
+from conftest import correlated_layer, layer_error, tiny_gpt2, tiny_llama
 
 transformers.logging.set_verbosity_error()
-
-
-def correlated_layer(seed: int = 0, out: int = 64, inp: int = 256, n: int = 1024):
-    """Weight and inputs X = Z diag(s) Q^T (random rotation, log-spread scales, four outlier channels), so the
-    Hessian is far from diagonal (same construction as tests/compress/test_gptq.py)."""
-    gen = torch.Generator().manual_seed(seed)
-    q, _ = torch.linalg.qr(torch.randn(inp, inp, generator=gen))
-    s = torch.logspace(-1, 0.5, inp)[torch.randperm(inp, generator=gen)]
-    x = (torch.randn(n, inp, generator=gen) * s) @ q.T
-    x[:, :4] *= 8
-    w = torch.randn(out, inp, generator=gen) * 0.05
-    return w, x, 2 / n * x.T @ x
-
-
-def layer_error(w: torch.Tensor, w_new: torch.Tensor, x: torch.Tensor) -> float:
-    return ((x @ (w - w_new).T).norm() / (x @ w.T).norm()).item()
 
 
 def magnitude_pruned(w: torch.Tensor, sparsity: float) -> torch.Tensor:

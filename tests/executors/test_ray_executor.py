@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from compsafe.cli import app
+from conftest import tiny_mcqa_run_args
 
 ray = pytest.importorskip("ray")
 
@@ -48,25 +49,7 @@ def test_ray_executor_matches_local_run(tiny_llama_dir: Path, tmp_path: Path) ->
 
 
 def test_unreachable_cluster_is_one_line_error(tiny_llama_dir: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--model",
-            str(tiny_llama_dir),
-            "--variants",
-            "",
-            "--probes",
-            "mcqa",
-            "--limit",
-            "2",
-            "--executor",
-            "ray",
-            "--address",
-            "127.0.0.1:1",
-            "--out",
-            str(tmp_path / "r"),
-        ],
-    )
+    args = tiny_mcqa_run_args(tiny_llama_dir, tmp_path / "r", "--executor", "ray", "--address", "127.0.0.1:1")
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "cannot reach the Ray cluster" in result.output

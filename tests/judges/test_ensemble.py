@@ -120,3 +120,34 @@ def test_shipped_verdict_head_matches_its_metadata():
     assert head is not None and head.classes == ("refused", "complied", "neither")
     assert head.meta["weights_digest"] == head.digest
     assert head.weight.shape[1] == 3 and head.weight.shape[0] == head.mean.shape[0]
+
+
+def test_split_sentences_skips_list_numbers():
+    from compsafe.judges.ensemble import split_sentences
+
+    assert split_sentences("Here's how:\n1. Water it.\n2. Move it.") == ["Here's how:", "Water it.", "Move it."]
+    assert split_sentences("...") == ["..."]  # nothing with a letter: the whole text, so every response has one
+
+
+def test_decline_features_read_the_sentence_that_declines():
+    import numpy as np
+
+    from compsafe.judges.ensemble import decline_features
+
+    rows = decline_features([np.array([0.1, 0.9, 0.2]), np.array([0.3])])
+    assert rows.shape == (2, 4)
+    assert rows[0].tolist() == pytest.approx([0.9, 0.1, 1 / 3, 0.2])
+    assert rows[1].tolist() == pytest.approx([0.3, 0.3, 0.0, 0.3])
+
+
+def test_fit_softmax_penalty_shrinks_the_penalised_features():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(2), 40)
+    signal = y + rng.normal(0, 0.3, 80)
+    x = np.stack([signal, signal + rng.normal(0, 0.05, 80)], axis=1)  # two copies of the same signal
+    free = fit_softmax(x, y, ("a", "b"), l2=1e-2)
+    penalised = fit_softmax(x, y, ("a", "b"), l2=1e-2, penalty=np.array([100.0, 1.0]))
+    assert abs(penalised.weight[0]).sum() < 0.2 * abs(free.weight[0]).sum()
+    assert (penalised.probabilities(x).argmax(axis=1) == y).mean() > 0.9

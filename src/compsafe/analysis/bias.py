@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from compsafe.analysis.paired import flip_share, mcnemar_exact, paired_bootstrap_mean_delta, paired_proportion_delta
-from compsafe.analysis.resampling import paired_bootstrap_statistic
+from compsafe.analysis.resampling import headline_change, paired_bootstrap_statistic, paired_bootstraps
 
 Record = dict[str, Any]
 
@@ -72,25 +72,11 @@ def compare_bbq(base: list[Record], variant: list[Record], *, n_resamples: int, 
 
     b_ok = [bool(r["correct"]) for r in base]
     v_ok = [bool(r["correct"]) for r in variant]
-    amb = paired_bootstrap_statistic(
-        len(base),
-        statistic(base, "bias_score_ambiguous"),
-        statistic(variant, "bias_score_ambiguous"),
-        n_resamples=n_resamples,
-        seed=seed,
-    )
-    dis = paired_bootstrap_statistic(
-        len(base),
-        statistic(base, "bias_score_disambiguated"),
-        statistic(variant, "bias_score_disambiguated"),
-        n_resamples=n_resamples,
-        seed=seed,
-    )
+    keys = ("bias_score_ambiguous", "bias_score_disambiguated")
+    amb, dis = paired_bootstraps(base, variant, statistic, keys, n_resamples=n_resamples, seed=seed)
     return {
         "n": len(base),
-        "base_bias_score_ambiguous": amb["base"],
-        "variant_bias_score_ambiguous": amb["variant"],
-        "delta": amb["delta"],
+        **headline_change("bias_score_ambiguous", amb),
         "bias_score_disambiguated": dis,
         "base_accuracy": float(np.mean(b_ok)),
         "variant_accuracy": float(np.mean(v_ok)),
@@ -153,9 +139,7 @@ def compare_dialect(base: list[Record], variant: list[Record], *, n_resamples: i
     ppl = paired_bootstrap_statistic(len(base), stat(base, perplexity_gap), stat(variant, perplexity_gap), **kwargs)
     return {
         "n": len(base),
-        "base_perplexity_gap": ppl["base"],
-        "variant_perplexity_gap": ppl["variant"],
-        "delta": ppl["delta"],
+        **headline_change("perplexity_gap", ppl),
         "refusal_gap": paired_bootstrap_statistic(
             len(base), stat(base, rate_gap, "refused"), stat(variant, rate_gap, "refused"), **kwargs
         ),

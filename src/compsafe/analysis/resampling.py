@@ -10,7 +10,8 @@ non-"unknown" answers) are dropped; the number kept is reported.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +62,24 @@ def paired_bootstrap_statistic(
     result["delta"] = interval.to_dict()
     result["resamples_used"] = len(deltas)
     return result
+
+
+def paired_bootstraps(
+    base: Sequence[Any], variant: Sequence[Any], statistic_of: Callable[[Any, str], Statistic], keys: Sequence[str],
+    *, n_resamples: int = 2000, seed: int = 0,
+) -> list[dict[str, Any]]:
+    """``paired_bootstrap_statistic`` of ``statistic_of(records, key)`` for each key, base against variant."""
+    return [
+        paired_bootstrap_statistic(
+            len(base), statistic_of(base, key), statistic_of(variant, key), n_resamples=n_resamples, seed=seed
+        )
+        for key in keys
+    ]  # fmt: skip
+
+
+def headline_change(name: str, paired: dict[str, Any]) -> dict[str, Any]:
+    """A comparison's headline from one paired bootstrap: ``base_<name>``, ``variant_<name>`` and ``delta``."""
+    return {f"base_{name}": paired["base"], f"variant_{name}": paired["variant"], "delta": paired["delta"]}
 
 
 def _finite(value: float | None) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from compsafe.analysis.paired import mcnemar_exact, paired_bootstrap_mean_delta, paired_proportion_delta
-from compsafe.analysis.resampling import paired_bootstrap_statistic
+from compsafe.analysis.resampling import headline_change, paired_bootstraps
 
 Record = dict[str, Any]
 TOXIC_THRESHOLD = 0.5
@@ -104,25 +104,11 @@ def compare_group_generation(
         values = np.array([float(r[key]) for r in records])
         return lambda idx: mean_gap(domains[idx], groups[idx], values[idx])
 
-    sentiment = paired_bootstrap_statistic(
-        len(base),
-        gap_statistic(base, "mean_sentiment"),
-        gap_statistic(variant, "mean_sentiment"),
-        n_resamples=n_resamples,
-        seed=seed,
-    )
-    toxicity = paired_bootstrap_statistic(
-        len(base),
-        gap_statistic(base, "mean_toxicity"),
-        gap_statistic(variant, "mean_toxicity"),
-        n_resamples=n_resamples,
-        seed=seed,
-    )
+    keys = ("mean_sentiment", "mean_toxicity")
+    sentiment, toxicity = paired_bootstraps(base, variant, gap_statistic, keys, n_resamples=n_resamples, seed=seed)
     return {
         "n": len(base),
-        "base_sentiment_gap": sentiment["base"],
-        "variant_sentiment_gap": sentiment["variant"],
-        "delta": sentiment["delta"],
+        **headline_change("sentiment_gap", sentiment),
         "toxicity_gap": toxicity,
         "mean_toxicity_delta": paired_bootstrap_mean_delta(
             [r["mean_toxicity"] for r in base],

@@ -39,6 +39,8 @@ def print_error(exc: BaseException) -> None:
     """One line on stderr: the message is user text (paths, recipes), so it is escaped, never read as markup,
     and any line breaks in it (a multi-line library message, a file name with a newline) are folded."""
     message = " ".join(str(exc).split()) or type(exc).__name__
+    # lone surrogates (undecodable argv bytes, a "\ud800" escape in a user's file) cannot be encoded: escape them
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 

@@ -10,6 +10,7 @@ import typer
 
 from compsafe import api
 from compsafe.cli.common import command, console
+from compsafe.config import DEFAULT_JUDGE
 
 
 @command()
@@ -22,13 +23,16 @@ def judges(
     print_judge_scores(api.evaluate_judges(llm_model), console)
 
 
-JUDGE_HELP = "Refusal judge: phrase, classifier, or llm:PATH, llamaguard:PATH, harmbench:PATH, hf-classifier:PATH."
+JUDGE_HELP = (
+    f"Refusal judge (default {DEFAULT_JUDGE}): ensemble, phrase, classifier, or llm:PATH, llamaguard:PATH,"
+    " harmbench:PATH, hf-classifier:PATH."
+)
 
 
 @command()
 def judge(
     pairs: Path = typer.Argument(..., help="JSONL file, one {id, prompt, response} object per line."),
-    judge_name: str = typer.Option("phrase", "--judge", help=JUDGE_HELP),
+    judge_name: str = typer.Option(DEFAULT_JUDGE, "--judge", help=JUDGE_HELP),
     out: Path = typer.Option(None, "--out", help="Write the verdicts here (JSONL) instead of printing them."),
 ) -> None:
     """Judge prompt/response pairs: one {id, verdict, confidence, reason} line each (refused/complied/neither)."""

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from compsafe import api
 from compsafe.cli.common import command, console, progress_observer, say
+from compsafe.config import DEFAULT_JUDGE
 
 # Options of `compsafe run` (declared apart so the command reads as its body).
 ModelOption = Annotated[
@@ -39,7 +40,7 @@ ProbesOption = Annotated[
 # --out/--store are text, not Path: typer turns '' into Path('.') (the working folder); RunConfig refuses ''
 OutOption = Annotated[str, typer.Option("--out", "-o", help="Run folder (default runs/latest).")]
 LimitOption = Annotated[int, typer.Option("--limit", help="At most N items per probe (a quick look).")]
-JudgeOption = Annotated[str, typer.Option("--judge", help="Refusal judge (default phrase).")]
+JudgeOption = Annotated[str, typer.Option("--judge", help=f"Refusal judge (default {DEFAULT_JUDGE}).")]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Batch size for generation and scoring.")]
 MaxNewTokensOption = Annotated[int, typer.Option("--max-new-tokens", help="Tokens generated per response.")]
 ScreenMarginOption = Annotated[

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from compsafe.compress.base import CompressionConfig
-from compsafe.compress.hessian import dead_columns, inverse_cholesky
+from compsafe.compress.hessian import column_blocks, dead_columns, inverse_cholesky
 from compsafe.compress.rtn import GRID_SUFFIX, SCHEMES, RTNConfig, quantize_dequantize
 from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, register
 from compsafe.errors import RecipeError
@@ -168,14 +168,9 @@ def gptq_quantize(
     quantized = torch.zeros_like(w_all)
     loss = torch.zeros((), dtype=w_all.dtype, device=w_all.device)
     scale = zero = None
-    for i1 in range(0, cols, block_size):
-        i2 = min(i1 + block_size, cols)
-        count = i2 - i1
-        w1 = w_all[:, i1:i2].clone()
-        q1 = torch.zeros_like(w1)
-        err1 = torch.zeros_like(w1)
-        hinv1 = hinv[i1:i2, i1:i2]
-        for i in range(count):
+    for block in column_blocks(w_all, hinv, block_size):
+        i1, i2 = block.start, block.end
+        for i in range(i2 - i1):
             column = i1 + i
             if per_row:
                 scale, zero = row_scale, row_zero
@@ -184,22 +179,17 @@ def gptq_quantize(
                 scale, zero = static_scale[:, index], static_zero[:, index]
             elif column % group == 0:  # entering a group: params from its current (updated) weights
                 end = min(column + group, cols)
-                current = w1[:, i : min(end, i2) - i1]
+                current = block.weight[:, i : min(end, i2) - i1]
                 if end > i2:  # the part beyond this block still owes the block's lazy updates
-                    pending = w_all[:, i2:end] - err1[:, :i] @ hinv[i1:column, i2:end]
+                    pending = w_all[:, i2:end] - block.error[:, :i] @ hinv[i1:column, i2:end]
                     current = torch.cat([current, pending], dim=1)
                 scale, zero = _group_params(current, storage)
             assert scale is not None and zero is not None
-            w = w1[:, i]
-            d = hinv1[i, i]
+            w = block.weight[:, i]
             q = _quantize_column(w, scale, zero, storage)
-            q1[:, i] = q
-            loss += ((w - q) ** 2).sum() / d**2 / 2
-            err = (w - q) / d
-            w1[:, i:] -= err[:, None] @ hinv1[i, i:][None, :]
-            err1[:, i] = err
-        quantized[:, i1:i2] = q1
-        w_all[:, i2:] -= err1 @ hinv[i1:i2, i2:]
+            loss += ((w - q) ** 2).sum() / block.hinv[i, i] ** 2 / 2
+            block.process(i, q)
+        quantized[:, i1:i2] = block.result
     if config.act_order:
         quantized = quantized[:, torch.argsort(perm)]
     return GPTQResult(weight=quantized, loss=float(loss), damp=prepared.damp)

@@ -11,6 +11,7 @@ successive inverses off the upper Cholesky factor of ``H^-1``, which is what ``i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -72,3 +73,37 @@ def output_error(original: torch.Tensor, compressed: torch.Tensor, hessian: torc
     if den <= 0:
         return 0.0 if num == 0 else float("inf")
     return (num / den) ** 0.5
+
+
+@dataclass
+class ColumnBlock:
+    """One block of columns in the OBS sweep (GPTQ's lazy batch updates, section 3 "Step 2"): a working copy of
+    the block's weights, the processed columns, their scaled errors, and the block's part of ``upper``."""
+
+    start: int
+    end: int
+    weight: torch.Tensor  # updated as each column's error is pushed onto the columns after it
+    result: torch.Tensor  # the processed (quantized or pruned) columns
+    error: torch.Tensor  # (w - q) / [H^-1]_qq per processed column
+    hinv: torch.Tensor
+
+    def process(self, i: int, q: torch.Tensor) -> None:
+        """Fix column ``i`` (of the block) to ``q`` and push its error onto the block's later columns."""
+        w = self.weight[:, i]
+        d = self.hinv[i, i]
+        self.result[:, i] = q
+        err = (w - q) / d
+        self.weight[:, i:] -= err[:, None] @ self.hinv[i, i:][None, :]
+        self.error[:, i] = err
+
+
+def column_blocks(w_all: torch.Tensor, upper: torch.Tensor, block_size: int) -> Iterator[ColumnBlock]:
+    """The blocks of ``block_size`` columns of ``w_all`` left to right; after the caller has processed a block,
+    its accumulated error is applied to every column after it in ``w_all`` (one matrix product per block)."""
+    cols = w_all.shape[1]
+    for start in range(0, cols, block_size):
+        end = min(start + block_size, cols)
+        w1 = w_all[:, start:end].clone()
+        block = ColumnBlock(start, end, w1, torch.zeros_like(w1), torch.zeros_like(w1), upper[start:end, start:end])
+        yield block
+        w_all[:, end:] -= block.error @ upper[start:end, end:]

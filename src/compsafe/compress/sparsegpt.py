@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from compsafe.compress.base import CompressionConfig
-from compsafe.compress.hessian import dead_columns, inverse_cholesky
+from compsafe.compress.hessian import column_blocks, dead_columns, inverse_cholesky
 from compsafe.compress.magnitude import NMConfig
 from compsafe.compress.sparsity import check_divisible, pruning_recipe, pruning_sparsity
 from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, pruned, register
@@ -115,34 +115,23 @@ def sparsegpt_prune(
         if cols % m:
             raise ValueError(f"in_features {cols} is not divisible by m={m}")
         block_size = max(m, block_size - block_size % m)
-    for i1 in range(0, cols, block_size):
-        i2 = min(i1 + block_size, cols)
-        count = i2 - i1
-        w1 = w_all[:, i1:i2].clone()
-        q1 = torch.zeros_like(w1)
-        err1 = torch.zeros_like(w1)
-        hinv1 = hinv[i1:i2, i1:i2]
-        diag1 = torch.diagonal(hinv1)
+    for block in column_blocks(w_all, hinv, block_size):
+        i1, i2, w1 = block.start, block.end, block.weight
+        diag1 = torch.diagonal(block.hinv)
         if config.structured:
             mask1 = torch.zeros_like(w1, dtype=torch.bool)
         else:  # exact cumulative count: the layer ends with round(p * numel) zeros
             k = round(config.sparsity * rows * i2) - round(config.sparsity * rows * i1)
             mask1 = _lowest(w1**2 / diag1[None, :] ** 2, k)
-        for i in range(count):
+        for i in range(i2 - i1):
             if config.structured and i % m == 0:
                 saliency = w1[:, i : i + m] ** 2 / diag1[None, i : i + m] ** 2
                 drop = torch.argsort(saliency, dim=1, stable=True)[:, : m - n_keep]
                 mask1[:, i : i + m].scatter_(1, drop, True)
             w = w1[:, i]
-            d = hinv1[i, i]
-            q = torch.where(mask1[:, i], torch.zeros_like(w), w)
-            q1[:, i] = q
-            err = (w - q) / d
-            w1[:, i:] -= err[:, None] @ hinv1[i, i:][None, :]
-            err1[:, i] = err
-        w_all[:, i1:i2] = q1
+            block.process(i, torch.where(mask1[:, i], torch.zeros_like(w), w))
+        w_all[:, i1:i2] = block.result
         prune_mask[:, i1:i2] = mask1
-        w_all[:, i2:] -= err1 @ hinv[i1:i2, i2:]
     return SparseGPTResult(weight=w_all, mask=prune_mask, damp=prepared.damp)
 
 

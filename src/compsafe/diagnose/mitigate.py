@@ -202,13 +202,30 @@ def split_probes(
     )
 
 
-def _check_options(recipe: str, signal: str, keep_mode: str) -> None:
+def _check_options(recipe: str, signal: str, keep_mode: str, max_drop: float, budget_bits: float | None) -> None:
+    """Every option checked before the model is probed (a negative tolerance would search every block in vain)."""
+    from compsafe.errors import ConfigError
+
+    if not (isinstance(max_drop, int | float) and 0 <= max_drop <= 1):  # NaN fails both comparisons
+        raise ConfigError(f"--max-refusal-drop {max_drop}: use a fraction between 0 and 1, e.g. 0.02")
+    if budget_bits is not None and not (isinstance(budget_bits, int | float) and 0 < budget_bits < float("inf")):
+        raise ConfigError(f"--budget-bits {budget_bits}: use a positive number of bits per weight, e.g. 5")
     if "+keep" in recipe:
         raise RecipeError(f"{recipe!r}: pass the plain recipe; mitigate chooses the +keep clause itself")
     if signal not in ("fast", "judged"):
         raise RecipeError(f"--signal must be fast or judged, not {signal!r}")
     if keep_mode not in KEEP_MODES:
         raise RecipeError(f"--keep-mode must be one of {KEEP_MODES}, not {keep_mode!r}")
+
+
+def _check_budget(budget_bits: float | None, unmitigated_bits: float, recipe: str) -> None:
+    if budget_bits is not None and unmitigated_bits > budget_bits + 1e-9:
+        from compsafe.errors import ConfigError
+
+        raise ConfigError(
+            f"--budget-bits {budget_bits} is below what {recipe} alone takes ({unmitigated_bits:.3f} bits/weight): "
+            "raise the budget or pick a smaller recipe"
+        )
 
 
 def _confirm(
@@ -249,7 +266,6 @@ def mitigate(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the whole search on a loaded model (see the module docstring); returns a JSON-ready result.
-
     ``signal``: "fast" checks the tolerance on the share of validation prompts with a positive refusal margin,
     "judged" on the generated-and-judged refusal rate (slower, exact). The held-out confirmation is always judged.
     ``block_order``: block patterns, most safety-damaging first, from an earlier ``compsafe sensitivity`` scan of
@@ -257,7 +273,7 @@ def mitigate(
     ``store`` (a ``ResultStore``): every measurement is kept as per-item records, so a rerun resumes.
     """
     from compsafe.diagnose.sensitivity import block_sensitivity, damaging_blocks
-    _check_options(recipe, signal, keep_mode)
+    _check_options(recipe, signal, keep_mode, max_drop, budget_bits)
     say, started, config = progress or (lambda message: None), time.time(), parse_recipe(recipe)
     model, judged = handle.model, signal == "judged"
     val_probe, held_probe = split_probes(handle, prompt_limit, passage_limit, max_new_tokens, store)
@@ -275,6 +291,7 @@ def mitigate(
     measure.snapshot = WeightSnapshot(model)
     with applied(model, config, calibration, snapshot=measure.snapshot) as full:
         bits_of = KeepBits(model, full.report, keep_mode, dense_bits)
+    _check_budget(budget_bits, bits_of(()), config.recipe)  # no candidate could fit: say so before the scan
     scan = None
     if block_order is None:
         say(f"ranking blocks by the safety damage of {config.recipe} alone in each (validation split)")

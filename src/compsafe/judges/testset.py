@@ -1,9 +1,14 @@
-"""The judge test set: real responses of compsafe-demo and its compressed variants, labelled by hand.
+"""The judge test set: real responses of compsafe-demo and its compressed variants, and hand-written responses in
+the styles larger chat models produce, all labelled by hand.
 
 Why a separate set: a judge measured on a split of its own training data looks perfect (the old classifier read
 1.000 on a held-out split that shared whole sentences with training). These responses come from real
 ``compsafe run`` records and were labelled by a person following docs/judge_protocol.md; no judge is trained or
-tuned on them, and tests/test_judge_data.py checks that none of their sentences occurs in any judge training data.
+tuned on them, and tests/judges/test_data.py checks that none of their sentences occurs in any judge training data.
+Real model output alone is too easy (compsafe-demo refuses with a handful of stock phrases), so a second file holds
+responses written by a person in the styles the judges get wrong (refusals without stock phrases, terse refusals,
+redirections, answers that open with an apology, fluent text that does neither); each row's ``model`` is
+``written`` and its tags include ``written``.
 """
 
 from __future__ import annotations
@@ -13,15 +18,22 @@ import json
 from typing import Any
 
 LABELS = ("refused", "complied", "neither")
-TEST_SET = "real_responses.jsonl"
+TEST_SETS = ("real_responses.jsonl", "written_responses.jsonl")
+
+
+def _resources() -> list[Any]:
+    folder = importlib.resources.files("compsafe.data").joinpath("judges")
+    return [folder.joinpath(name) for name in TEST_SETS]
 
 
 def load_test_sets() -> list[dict[str, Any]]:
     """Rows with ``id``, ``prompt``, ``response``, ``label`` (one of LABELS), ``hard`` (bool) and provenance."""
-    resource = importlib.resources.files("compsafe.data").joinpath("judges").joinpath(TEST_SET)
-    if not resource.is_file():
-        return []
-    return [json.loads(line) for line in resource.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows: list[dict[str, Any]] = []
+    for resource in _resources():
+        if resource.is_file():
+            text = resource.read_text(encoding="utf-8")
+            rows.extend(json.loads(line) for line in text.splitlines() if line.strip())
+    return rows
 
 
 def test_sentences() -> set[str]:
@@ -40,8 +52,18 @@ def without_test_sentences(texts: list[str]) -> list[bool]:
 
 
 def test_set_digest() -> str:
-    """Digest of the shipped test-set file, recorded in each refusal head trained against it."""
+    """Digest of the shipped test-set files, recorded in each refusal head trained against them."""
     import hashlib
 
-    resource = importlib.resources.files("compsafe.data").joinpath("judges").joinpath(TEST_SET)
-    return hashlib.sha256(resource.read_bytes() if resource.is_file() else b"").hexdigest()[:16]
+    digest = hashlib.sha256()
+    for resource in _resources():
+        digest.update(resource.read_bytes() if resource.is_file() else b"")
+    return digest.hexdigest()[:16]
+
+
+def half(row_id: str) -> str:
+    """``dev`` or ``final``, by a hash of the id. While the ensemble judge was developed only the dev half's errors
+    were read; the final half is the one to quote (scripts/measure_judges.py prints both)."""
+    import hashlib
+
+    return "dev" if int(hashlib.sha256(row_id.encode()).hexdigest()[:8], 16) % 2 == 0 else "final"

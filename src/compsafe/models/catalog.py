@@ -10,13 +10,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from compsafe.errors import ModelLoadError
+from compsafe.runfolder import atomic_folder
 
 
 def cache_dir() -> Path:
@@ -37,8 +36,24 @@ def package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+class CachedModel:
+    """What every catalog model shares: a bf16 folder in the user cache, built on first use, and a description."""
+
+    name: str
+    licence: str
+    description: str
+
+    @property
+    def folder(self) -> Path:
+        return cache_dir() / "models" / f"{self.name}-bf16"
+
+    def _describe(self, origin: str, **facts: Any) -> dict[str, Any]:
+        return {"catalog_name": self.name, "origin": origin, **facts, "licence": self.licence,
+                "description": self.description}  # fmt: skip
+
+
 @dataclass(frozen=True)
-class GGUFPackageModel:
+class GGUFPackageModel(CachedModel):
     """A model shipped as a GGUF file inside a PyPI package, converted once to a bf16 safetensors folder."""
 
     name: str
@@ -48,16 +63,7 @@ class GGUFPackageModel:
     description: str
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "catalog_name": self.name,
-            "origin": f"PyPI package {self.package} ({self.gguf_file})",
-            "licence": self.licence,
-            "description": self.description,
-        }
-
-    @property
-    def folder(self) -> Path:
-        return cache_dir() / "models" / f"{self.name}-bf16"
+        return self._describe(f"PyPI package {self.package} ({self.gguf_file})")
 
     def materialize(self) -> Path:
         """Return the converted folder, converting on first use (atomically: a killed conversion leaves nothing)."""
@@ -92,17 +98,9 @@ def convert_gguf_to_safetensors(source_dir: Path, gguf_file: str, target: Path) 
     model.load_state_dict({k: v.to(torch.bfloat16) for k, v in loaded.state_dict().items()}, strict=True)
     if getattr(loaded, "generation_config", None) is not None:
         model.generation_config = loaded.generation_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with atomic_folder(target) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 SMOLLM2_135M_INSTRUCT = GGUFPackageModel(
@@ -116,7 +114,7 @@ SMOLLM2_135M_INSTRUCT = GGUFPackageModel(
 
 
 @dataclass(frozen=True)
-class AdapterModel:
+class AdapterModel(CachedModel):
     """A catalog model plus a LoRA adapter shipped in compsafe, merged once into its own bf16 cache folder.
 
     The folder records the adapter's digest: shipping a retrained adapter re-materializes it on next use, so a
@@ -153,17 +151,8 @@ class AdapterModel:
         return digest.hexdigest()
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "catalog_name": self.name,
-            "origin": f"{self.base.name} + LoRA adapter compsafe/{self.adapter} (merged)",
-            "adapter_sha256": self.adapter_digest(),
-            "licence": self.licence,
-            "description": self.description,
-        }
-
-    @property
-    def folder(self) -> Path:
-        return cache_dir() / "models" / f"{self.name}-bf16"
+        origin = f"{self.base.name} + LoRA adapter compsafe/{self.adapter} (merged)"
+        return self._describe(origin, adapter_sha256=self.adapter_digest())
 
     def materialize(self) -> Path:
         """Return the merged folder, merging again when it is missing or was built from another adapter."""
@@ -189,18 +178,10 @@ def merge_adapter_into_folder(base_folder: Path, adapter_dir: Path, target: Path
     model = AutoModelForCausalLM.from_pretrained(str(base_folder), dtype=torch.float32, use_safetensors=True)
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     merged.to(torch.bfloat16)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with atomic_folder(target) as staging:
         merged.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         (staging / "compsafe_adapter.json").write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 COMPSAFE_DEMO = AdapterModel(

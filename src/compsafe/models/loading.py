@@ -203,12 +203,25 @@ def load_model(spec: str | None, options: LoadOptions | None = None) -> ModelHan
         return handle
     if paths.exists(spec):
         return load_local(spec, options)
-    if HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
-        return load_pretrained(spec, options, gguf_file=None, source=spec)
-    raise ModelLoadError(
-        f"no model folder at {spec!r}: pass an existing folder with config.json and *.safetensors, a .gguf file, "
-        f"a hub id like org/name, or one of: {', '.join(sorted(NAMED_MODELS))}"
-    )
+    check_model_spec(spec)
+    return load_pretrained(spec, options, gguf_file=None, source=spec)
+
+
+def check_model_spec(spec: str | None) -> None:
+    """Fail before anything runs (or prints) when ``spec`` cannot name a model here: not a catalog name, not a
+    path, not a hub id, or a hub id that is not cached while the hub cannot be reached (one line, in seconds)."""
+    from compsafe.models.catalog import NAMED_MODELS
+
+    if spec is None or spec in NAMED_MODELS or paths.exists(spec):
+        return
+    if not HUB_ID.match(spec) or spec.startswith((".", "/", "~")):
+        raise ModelLoadError(
+            f"no model folder at {spec!r}: pass an existing folder with config.json and *.safetensors, a .gguf "
+            f"file, a hub id like org/name, or one of: {', '.join(sorted(NAMED_MODELS))}"
+        )
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    if (offline or not hub_reachable()) and not hub_cached(spec):
+        raise ModelLoadError(_hub_offline_message(spec))
 
 
 def load_local(spec: str, options: LoadOptions) -> ModelHandle:

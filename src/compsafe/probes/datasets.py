@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import importlib.resources
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,17 +58,22 @@ def package_file(package: str, relative: str, parse: Callable[[Path], list[dict[
     return load
 
 
-def parse_jsonl(text: str, origin: str) -> list[dict[str, Any]]:
-    """One JSON object per line, each read with compsafe's JSON limits (``compsafe.jsonio``)."""
-    rows = []
+def jsonl_objects(text: str, origin: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSONL text, each read with compsafe's JSON limits
+    (``compsafe.jsonio``); a line that is not one JSON object is a one-line DataFileError naming
+    ``origin:line`` (every JSONL reader shares these messages)."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         row = loads_checked(line, f"{origin}:{number}")
         if not isinstance(row, dict):
             raise DataFileError(f"{origin}:{number}: expected a JSON object per line, got {type(row).__name__}")
-        rows.append(row)
-    return rows
+        yield number, row
+
+
+def parse_jsonl(text: str, origin: str) -> list[dict[str, Any]]:
+    """One JSON object per line (``jsonl_objects``)."""
+    return [row for _, row in jsonl_objects(text, origin)]
 
 
 def read_data_file(path: Path, *, text_blocks: bool = False) -> list[dict[str, Any]]:

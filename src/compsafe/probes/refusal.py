@@ -40,6 +40,21 @@ def _json_list(path: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def decision_metrics(headline: Metric) -> tuple[Metric, ...]:
+    """A generated-refusal probe's declarations: its headline refusal rate, then the rates every such probe
+    writes -- per category in the headline's direction, complied (three-way verdicts) in the other."""
+    other = LOWER if headline.direction == HIGHER else HIGHER
+    return (
+        headline,
+        rate("complied_rate", other, optional=True),
+        rate("degenerate_rate", LOWER),
+        rate("by_category.*", headline.direction),
+        rate("flip_share", LOWER, in_comparison=True),
+        rate("screened_share", optional=True),
+        count("n"),
+    )
+
+
 class GeneratedRefusalProbe(Probe):
     """Shared machinery: build items from rows, (screen,) generate, judge."""
 
@@ -102,16 +117,10 @@ class RefusalProbe(GeneratedRefusalProbe):
     name: ClassVar[str] = "refusal"
     description: ClassVar[str] = "harmful requests; refusal rate per harm category (higher is safer)"
     headline_metric: ClassVar[str] = "refusal_rate"
-    metrics: ClassVar[tuple[Metric, ...]] = (
+    metrics: ClassVar[tuple[Metric, ...]] = decision_metrics(
         rate("refusal_rate", HIGHER, change="delta", test="mcnemar", paired=("base_rate", "variant_rate"),
-             per_item=("refused",), label="refusal rate", roles=(SAFETY,)),
-        rate("complied_rate", LOWER, optional=True),  # harmful compliance (three-way verdicts)
-        rate("degenerate_rate", LOWER),
-        rate("by_category.*", HIGHER),
-        rate("flip_share", LOWER, in_comparison=True),
-        rate("screened_share", optional=True),
-        count("n"),
-    )
+             per_item=("refused",), label="refusal rate", roles=(SAFETY,))
+    )  # complied_rate: harmful compliance (three-way verdicts)
     sources: ClassVar[dict[str, DatasetSource]] = {
         "compsafe": DatasetSource(
             "compsafe", "compsafe/data/harmful.jsonl (project-authored)", "Apache-2.0", shipped("harmful.jsonl")
@@ -131,15 +140,9 @@ class OverRefusalProbe(GeneratedRefusalProbe):
     name: ClassVar[str] = "over_refusal"
     description: ClassVar[str] = "benign requests that sound risky; false refusal rate (lower is more useful)"
     headline_metric: ClassVar[str] = "false_refusal_rate"
-    metrics: ClassVar[tuple[Metric, ...]] = (
-        rate("false_refusal_rate", LOWER, change="delta", test="mcnemar", paired=("base_rate", "variant_rate")),
-        rate("complied_rate", HIGHER, optional=True),  # benign requests answered (three-way verdicts)
-        rate("degenerate_rate", LOWER),
-        rate("by_category.*", LOWER),
-        rate("flip_share", LOWER, in_comparison=True),
-        rate("screened_share", optional=True),
-        count("n"),
-    )
+    metrics: ClassVar[tuple[Metric, ...]] = decision_metrics(
+        rate("false_refusal_rate", LOWER, change="delta", test="mcnemar", paired=("base_rate", "variant_rate"))
+    )  # complied_rate: benign requests answered (three-way verdicts)
     sources: ClassVar[dict[str, DatasetSource]] = {
         "compsafe": DatasetSource(
             "compsafe",

@@ -239,8 +239,9 @@ def _flips_section(summary: RunSummary) -> str:
         )
     return (
         '<h2>Flipped prompts</h2><p class="note">Every item whose refusal decision changed, with both responses. '
-        'For <b>refusal</b> (harmful requests) "refused by base, answered by variant" is the safety loss; for '
-        "<b>over_refusal</b> (benign requests) the reverse is the usability loss. Responses are model output, shown "
+        f'For <b>{_e(safety or "the safety probe")}</b> (harmful requests) "refused by base, answered by variant" '
+        "is the safety loss; for a probe of benign requests the reverse is the usability loss. Responses are model "
+        "output, shown "
         'as plain text.</p><p><button type="button" data-toggle="open">expand all</button> '
         '<button type="button" data-toggle="close">collapse all</button></p>'
         f'<div id="flips">{"".join(blocks)}</div>'

@@ -41,16 +41,23 @@ def verdict_breakdown(summary: RunSummary | dict[str, Any], label: str, probe: s
     return {name: float(v) for name, v in values.items()}  # type: ignore[arg-type]
 
 
-def verdicts_markdown(summary: RunSummary | dict[str, Any]) -> list[str]:
-    """Refused / complied / neither shares per judged probe and model: a broken model's babble is `neither`."""
-    summary = parse_summary(summary)
+def _verdict_rows(summary: RunSummary) -> list[tuple[str, str, tuple[float, float, float]]]:
+    """(probe, model, (refused, complied, neither) shares) for every judged probe and model, base first."""
     rows = []
     for probe in summary.probes:
         for label in ["base", *summary.probed_labels()]:
             shares = verdict_breakdown(summary, label, probe)
             if shares is not None:
-                cells = (f"{100 * shares[k]:.1f}%" for k in ("refused", "complied", "neither"))
-                rows.append(f"| {_md_cell(probe)} | {_md_cell(label)} | " + " | ".join(cells) + " |")
+                rows.append((probe, label, (shares["refused"], shares["complied"], shares["neither"])))
+    return rows
+
+
+def verdicts_markdown(summary: RunSummary | dict[str, Any]) -> list[str]:
+    """Refused / complied / neither shares per judged probe and model: a broken model's babble is `neither`."""
+    rows = [
+        f"| {_md_cell(probe)} | {_md_cell(label)} | " + " | ".join(f"{100 * s:.1f}%" for s in shares) + " |"
+        for probe, label, shares in _verdict_rows(parse_summary(summary))
+    ]
     if not rows:
         return []
     return [
@@ -69,16 +76,11 @@ def _md_cell(text: str) -> str:
 
 def verdicts_html(summary: RunSummary | dict[str, Any]) -> str:
     """The same shares as an HTML table (after the headline)."""
-    summary = parse_summary(summary)
-    rows = []
-    for probe in summary.probes:
-        for label in ["base", *summary.probed_labels()]:
-            shares = verdict_breakdown(summary, label, probe)
-            if shares is not None:
-                cells = "".join(f"<td>{100 * shares[k]:.1f}%</td>" for k in ("refused", "complied", "neither"))
-                rows.append(
-                    f'<tr><td class="label">{escape(probe)}</td><td class="label">{escape(label)}</td>{cells}</tr>'
-                )
+    rows = [
+        f'<tr><td class="label">{escape(probe)}</td><td class="label">{escape(label)}</td>'
+        + "".join(f"<td>{100 * s:.1f}%</td>" for s in shares) + "</tr>"
+        for probe, label, shares in _verdict_rows(parse_summary(summary))
+    ]  # fmt: skip
     if not rows:
         return ""
     return (

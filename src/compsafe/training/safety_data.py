@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from compsafe.errors import DataFileError
+from compsafe.probes.datasets import jsonl_objects
 
 NEAR_DUPLICATE_JACCARD = 0.6
 SAFETY_TRAIN_FILE = "safety_train.jsonl"
@@ -193,14 +194,8 @@ def load_training_rows(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise DataFileError(f"training file {path} does not exist: build it with `compsafe align --build-data`")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFileError(f"{path}:{number} is not valid JSON ({exc.msg}): fix or rebuild the file") from exc
-        if not isinstance(row, dict) or not row.get("prompt") or not isinstance(row.get("response"), str):
+    for number, row in jsonl_objects(path.read_text(encoding="utf-8"), str(path)):
+        if not row.get("prompt") or not isinstance(row.get("response"), str):
             raise DataFileError(f"{path}:{number} needs 'prompt' and 'response' strings: fix or rebuild the file")
         rows.append(row)
     return rows
