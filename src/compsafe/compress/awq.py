@@ -244,7 +244,7 @@ def fold_block(block: nn.Module, members: list[tuple[str, nn.Module, LinearInput
         assert inputs.abs_mean is not None and inputs.sample is not None
         weights = [weight_view(m).float() for _, _, m in targets]
         choice = search_scales(weights, inputs.abs_mean, inputs.sample, config.rtn)
-        saved = awq_fold.snapshot([group])
+        saved = awq_fold.snapshot(group)
         awq_fold.fold(group, choice.scales)
         change = awq_fold.relative_change(before, run_block(awq_fold.CHECK_SAMPLES))
         state["_fold_checks"].append(change)

@@ -114,13 +114,9 @@ def fold(group: ScaleGroup, scales: torch.Tensor) -> None:
         bias.data.copy_((bias.data.float() * inverse).to(bias.dtype))
 
 
-def snapshot(groups: list[ScaleGroup]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def snapshot(group: ScaleGroup) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Copies of every tensor ``fold`` may change, to undo a fold that the numerical check rejects."""
-    seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    for group in groups:
-        for tensor in _parameters(group):
-            seen.setdefault(id(tensor), (tensor, tensor.clone()))
-    return list(seen.values())
+    return [(tensor, tensor.clone()) for tensor in _parameters(group)]
 
 
 @torch.no_grad()
@@ -130,7 +126,7 @@ def restore(saved: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
 
 
 def relative_change(before: list[torch.Tensor], after: list[torch.Tensor]) -> float:
-    """``||after - before|| / ||before||`` over all calibration samples' block outputs (float32)."""
+    """``||after - before|| / ||before||`` over the given block outputs, one per checked sample (float32)."""
     num = sum(torch.linalg.vector_norm(a.float() - b.float()).pow(2) for a, b in zip(after, before, strict=True))
     den = sum(torch.linalg.vector_norm(b.float()).pow(2) for b in before)
     return float((num / den).sqrt()) if den > 0 else 0.0
