@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gguf_writer import write_llama_gguf
 
 from compsafe.export import export_variant
 from compsafe.models import LoadOptions
 from compsafe.models.storage import folder_storage, stored_size
+from gguf_writer import write_llama_gguf
 
 
 def disk(folder: Path, suffix: str = ".safetensors") -> int:
