@@ -29,3 +29,17 @@ def is_dir(path: str | Path) -> bool:
         return Path(path).expanduser().is_dir()
     except (OSError, ValueError, RuntimeError):
         return False
+
+
+def check_path_option(option: str, path: Path) -> None:
+    """Refuse a path a user cannot have meant: blank (``--out '   '`` would write a folder named by spaces),
+    holding a NUL byte (no OS accepts one) or a line break (a pasted second line)."""
+    from compsafe.errors import ConfigError
+
+    text = str(path)
+    if not text.strip():
+        raise ConfigError(f"{option} is blank: pass a file or folder path")
+    if "\x00" in text:
+        raise ConfigError(f"{option} holds a NUL byte: pass a file or folder path")
+    if "\n" in text or "\r" in text:
+        raise ConfigError(f"{option} holds a line break: pass a single file or folder path")
