@@ -58,11 +58,16 @@ def _argv(base: dict[str, str], option: str, value: str, *flags: str) -> list[st
 
 
 def _out_of(value: str, option: str, workspace: Path, default: Path) -> Path:
-    """The folder a command may write: what ``--out`` was set to when that is the fuzzed option."""
+    """The folder a command may write: what ``--out`` was set to when that is the fuzzed option (from its first
+    component, since the folders above a new ``--out`` are created too: ``--out 'a/b'`` makes ``a``)."""
     if option != "--out" or not value.strip() or "\x00" in value:
         return default
     out = Path(value)
-    return out if out.is_absolute() else workspace / out
+    out = out if out.is_absolute() else workspace / out
+    try:
+        return workspace / out.relative_to(workspace).parts[0]
+    except (ValueError, IndexError):  # outside the workspace, or the workspace itself
+        return out
 
 
 COMPRESS_OPTIONS = [
