@@ -1,8 +1,16 @@
-"""Export a compressed variant as a plain, loadable safetensors model folder with a provenance manifest.
+"""Export a compressed variant as a loadable safetensors model folder with a provenance manifest.
 
-Why a dequantized folder and not a packed format: every loader (transformers, vLLM, compsafe itself) reads
-it without extra packages, on any device, and the evaluation of the exported folder reproduces exactly what
-``compsafe run`` measured for the in-memory variant (same values, same dtype). The manifest,
+Two formats (``--format``):
+
+* ``compressed-tensors`` (packed): quantized layers as int codes with compsafe's own group scales
+  (``export.packed``), the format llm-compressor writes and vLLM and plain transformers load; the folder is
+  about as small as the bits/weight say. Every quantization recipe (RTN, GPTQ, AWQ, +keep8) can be packed.
+* ``dense``: every weight dequantized at the model's dtype. Every loader reads it without extra packages and
+  it reproduces the in-memory variant bit for bit, but it is as large as the original.
+
+``auto`` (the default) packs when the variant has quantized layers and writes ``dense`` otherwise (pruned and
+low-rank variants: compressed-tensors 0.20 dropped its sparse formats, so there is no sparse layout that plain
+transformers can load). The manifest,
 ``compsafe_manifest.json``, says where it came from: recipe and method config, the compression report
 summary (effective bits, sparsity, kept layers), the calibration set's spec and digest, the source model and
 the digest of its weight files, the digest of the exported weight files, and the compsafe version -- so a
@@ -28,6 +36,28 @@ from compsafe.runfolder import atomic_folder
 
 MANIFEST_NAME = "compsafe_manifest.json"
 MANIFEST_FORMAT = "compsafe-variant/1"
+DENSE = "dense"
+COMPRESSED_TENSORS = "compressed-tensors"
+FORMATS = ("auto", COMPRESSED_TENSORS, DENSE)
+
+
+def check_format(export_format: str) -> str:
+    """The format name, or a one-line ``ConfigError`` naming the choices."""
+    if export_format not in FORMATS:
+        raise ConfigError(f"unknown export format {export_format!r}: use one of {', '.join(FORMATS)}")
+    return export_format
+
+
+def resolve_format(export_format: str, grids: dict[str, Any]) -> str:
+    """``auto``: packed when the variant has quantized layers, else dense (see the module docstring)."""
+    if export_format == "auto":
+        return COMPRESSED_TENSORS if grids else DENSE
+    if export_format == COMPRESSED_TENSORS and not grids:
+        raise ConfigError(
+            "this recipe has no quantized layer to pack (compressed-tensors 0.20 has no sparse format plain "
+            "transformers loads): export it with --format dense"
+        )
+    return export_format
 
 
 def _summary_of(report_dict: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +109,24 @@ def save_model_folder(handle: Any, folder: Path) -> None:
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def save_packed_folder(handle: Any, grids: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Write the variant in the compressed-tensors format (``export.packed``) with its config and tokenizer."""
+    from compsafe.export.packed import write_packed
+
+    model = handle.model
+    _strip_quantization(model)
+    info = write_packed(model, grids, folder)
+    model.config.save_pretrained(folder)
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(folder)
+    handle.tokenizer.save_pretrained(folder)
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["quantization_config"] = info.pop("quantization_config")
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return info
+
+
 def export_variant(
     model_spec: str | None,
     recipe: str,
@@ -88,6 +136,7 @@ def export_variant(
     *,
     overwrite: bool = False,
     progress: Any = None,
+    export_format: str = "auto",
 ) -> Path:
     """Load ``model_spec``, compress it with ``recipe``, and write a model folder plus manifest at ``out``.
 
@@ -105,6 +154,7 @@ def export_variant(
     say = progress or (lambda message: None)
     out = Path(out).expanduser()
     config = parse_recipe(recipe)  # fail on a bad recipe before loading anything
+    check_format(export_format)
     _prepare_out(out, overwrite)
     options = options or LoadOptions()
     started = time.time()
@@ -122,9 +172,12 @@ def export_variant(
     say(f"compressing with {config.recipe}")
     report = apply_recipe(handle.model, config, calibration)
     in_memory_digest = state_digest(handle.model)
+    chosen = resolve_format(export_format, report.grids)
     with atomic_folder(out) as staging:
-        say(f"writing {out}")
-        save_model_folder(handle, staging)
+        say(f"writing {out} ({chosen})")
+        packing = save_packed_folder(handle, report.grids, staging) if chosen == COMPRESSED_TENSORS else None
+        if packing is None:
+            save_model_folder(handle, staging)
         manifest = {
             "format": MANIFEST_FORMAT,
             "compsafe_version": __version__,
@@ -140,10 +193,16 @@ def export_variant(
                 **{k: v for k, v in handle.meta.items() if isinstance(v, str | int | float)},
             },
             "dtype": str(handle.dtype).removeprefix("torch."),
+            "export_format": chosen,
+            **({"packing": packing} if packing else {}),
             "weights_digest": weights_digest(staging),
             "state_digest": in_memory_digest,
             "seconds": round(time.time() - started, 2),
-            "environment": {"torch": torch.__version__, "transformers": _version("transformers")},
+            "environment": {
+                "torch": torch.__version__,
+                "transformers": _version("transformers"),
+                **({"compressed-tensors": _version("compressed-tensors")} if packing else {}),
+            },
         }
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out
