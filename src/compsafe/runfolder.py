@@ -74,10 +74,16 @@ def read_record_file(path: Path) -> list[dict[str, Any]]:
     """A run's records file read back with compsafe's JSON limits; a damaged file (not UTF-8, not one JSON object
     per line) is a one-line RunFolderError naming the file and line, with the way out."""
     from compsafe.errors import DataFileError
-    from compsafe.jsonio import read_text_file
-    from compsafe.probes.datasets import parse_jsonl
+    from compsafe.jsonio import loads_checked, read_text_file
 
+    rows = []
     try:
-        return parse_jsonl(read_text_file(path, "records file"), str(path))
+        for number, line in enumerate(read_text_file(path, "records file").splitlines(), start=1):
+            if line.strip():
+                row = loads_checked(line, f"{path}:{number}")
+                if not isinstance(row, dict):
+                    raise DataFileError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
+                rows.append(row)
     except DataFileError as exc:
         raise RunFolderError(f"{exc} (the run folder is damaged: rerun `compsafe run` into it to rewrite it)") from None
+    return rows
