@@ -90,6 +90,12 @@ def test_exported_folder_is_a_run_variant_equal_to_the_recipe(tiny_llama_dir: Pa
     assert summary["models"][label]["export"]["recipe"] == "int4-rtn-g32"
     assert summary["models"][label]["export"]["source_weights_digest"] == weights_digest(tiny_llama_dir)
     assert summary["metrics"][label] == summary["metrics"]["int4-rtn-g32"]  # the same model, measured twice
+    stored = summary["models"][label]["compression"]  # read from the packed files, as the export recorded it
+    assert stored == read_manifest(out)["storage"] and 4 < stored["effective_bits_per_weight"] < 5.5
+    assert abs(stored["packed_size_bytes"] - sum(f.stat().st_size for f in out.glob("*.safetensors"))) < 0.1 * (
+        stored["packed_size_bytes"]
+    )
+    assert f"{stored['packed_size_bytes'] / 1e6:.1f}" in (tmp_path / "run" / "report.md").read_text()
 
 
 @pytest.mark.parametrize("out", [".", "", ".."])

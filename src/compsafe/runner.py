@@ -37,6 +37,7 @@ from compsafe.judges import get_judge
 from compsafe.metrics import drift_measures, scan_probes
 from compsafe.models import GenerationConfig, HFBackend, LoadOptions, ModelHandle, load_model
 from compsafe.models.numerics import numerics
+from compsafe.models.storage import stored_size
 from compsafe.probes import Probe, ProbeContext, build_probe
 from compsafe.store import ResultStore, item_digest, stable_hash
 
@@ -395,6 +396,7 @@ class Study:
             self.observer.stage(f"{variant.label}: BROKEN ({entry['broken']})")
         else:
             self.records[variant.label] = self.evaluator.evaluate(variant.label, loaded, model_key, is_base=False)
+        entry["compression"] = stored_size(path)  # bits/weight and bytes, read from its files
         manifest = path / "compsafe_manifest.json" if path.is_dir() else None
         if manifest is not None and manifest.is_file():  # a folder written by `compsafe compress`
             from compsafe.export import manifest_summary

@@ -127,6 +127,16 @@ def save_packed_folder(handle: Any, grids: dict[str, Any], folder: Path) -> dict
     return info
 
 
+def _source_digest(handle: Any) -> str | None:
+    """The digest of the files the base model was loaded from (a GGUF inside a folder: that file)."""
+    from compsafe.integrity import weights_digest
+
+    source_path = Path(handle.resolved_path)
+    if source_path.is_dir() and handle.meta.get("gguf_file"):
+        return weights_digest(source_path / handle.meta["gguf_file"])
+    return weights_digest(source_path) if source_path.exists() else None
+
+
 def export_variant(
     model_spec: str | None,
     recipe: str,
@@ -150,6 +160,7 @@ def export_variant(
     from compsafe.compress.protected import check_protected
     from compsafe.integrity import state_digest, weights_digest
     from compsafe.models import LoadOptions, load_model
+    from compsafe.models.storage import folder_storage
 
     say = progress or (lambda message: None)
     out = Path(out).expanduser()
@@ -160,10 +171,7 @@ def export_variant(
     started = time.time()
     say(f"loading {model_spec or 'the embedded default model'}")
     handle = load_model(model_spec, options)
-    source_path = Path(handle.resolved_path)
-    source_digest = weights_digest(source_path) if source_path.exists() else None
-    if source_path.is_dir() and handle.meta.get("gguf_file"):
-        source_digest = weights_digest(source_path / handle.meta["gguf_file"])
+    source_digest = _source_digest(handle)
     check_protected(handle.model, config)
     calibration = None
     if needs_calibration(config):
@@ -196,6 +204,7 @@ def export_variant(
             "export_format": chosen,
             **({"packing": packing} if packing else {}),
             "weights_digest": weights_digest(staging),
+            "storage": folder_storage(staging),  # bits/weight and bytes of the files written (models.storage)
             "state_digest": in_memory_digest,
             "seconds": round(time.time() - started, 2),
             "environment": {
