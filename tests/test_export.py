@@ -96,3 +96,16 @@ def test_exported_folder_is_a_run_variant_equal_to_the_recipe(tiny_llama_dir: Pa
         stored["packed_size_bytes"]
     )
     assert f"{stored['packed_size_bytes'] / 1e6:.1f}" in (tmp_path / "run" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("out", [".", "", ".."])
+def test_compress_never_replaces_the_folder_it_runs_in(
+    tiny_llama_dir: Path, tmp_path: Path, monkeypatch, out: str
+) -> None:
+    here = tmp_path / "work" / "here"
+    here.mkdir(parents=True)
+    (here / "keep.txt").write_text("mine", encoding="utf-8")
+    monkeypatch.chdir(here)
+    result = CliRunner().invoke(app, ["compress", "--recipe", "int8", "--model", str(tiny_llama_dir), "--out", out])
+    assert result.exit_code == 2 and "current folder" in result.output
+    assert sorted(p.name for p in here.iterdir()) == ["keep.txt"]

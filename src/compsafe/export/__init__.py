@@ -72,6 +72,10 @@ def _summary_of(report_dict: dict[str, Any]) -> dict[str, Any]:
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
+    here = Path.cwd().resolve()
+    target = out.resolve()
+    if target == here or target in here.parents:  # the export replaces its folder: never the one we stand in
+        raise ConfigError(f"--out {out} is the current folder or holds it: pass a new folder to write the model into")
     if out.exists() and (out.is_file() or any(out.iterdir())):
         if not overwrite:
             raise ConfigError(f"{out} already exists and is not empty: pass a new --out folder or --force")
