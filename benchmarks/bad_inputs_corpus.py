@@ -38,6 +38,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+# cases run in a workspace folder (and some in a fresh interpreter): a relative PYTHONPATH=src would silently
+# measure the installed compsafe there instead of this checkout, so make it absolute once, here
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p
+)
 
 ERROR, ANY, EXIT1, BROKEN = "error", "any", "exit1", "broken"
 
@@ -780,6 +785,54 @@ def other_command_cases(ws: Workspace) -> list[Case]:
     return cases
 
 
+def path_and_training_data_cases(ws: Workspace, make_run: Callable[[str], str]) -> list[Case]:
+    """Blank / multi-line path options of every command, malformed training data, damaged record files."""
+    tiny = str(ws.path("tiny"))
+    cases = []
+    for label, value in (("blank", "   "), ("newline", "out\nmore")):
+        for command in (
+            ["compress", "--recipe", "int8", "--model", tiny, "--out"],
+            ["sensitivity", "--model", tiny, "--no-judged", "--no-heads", "--out"],
+            ["distill", "--model", tiny, "--out"],
+            ["plant-canaries", "--model", tiny, "--out"],
+            ["manifest"],
+            ["verify"],
+            ["report"],
+            ["gate"],
+            ["judge"],
+        ):
+            cases.append(Case(f"{command[0]} path {label}", [*command, value], subprocess=True))
+    shipped = ROOT / "src" / "compsafe" / "data"
+    for name, content in {
+        "latin1": b"\xe9\xff",
+        "not-json": b"{oops\n",
+        "no-response": b'{"prompt": "hi"}\n',
+        "nan": b'{"prompt": "hi", "response": NaN}\n',
+        "huge-int": b'{"prompt": "hi", "response": "x", "n": ' + b"1" * 5000 + b"}\n",
+    }.items():
+        folder = ws.root / "data-dirs" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shipped / "benign_train.jsonl", folder / "benign_train.jsonl")
+        (folder / "safety_train.jsonl").write_bytes(content)
+        cases.append(
+            Case(
+                f"distill --data-dir {name}", ["distill", "--model", tiny, "--out", ws.out(), "--data-dir", str(folder)]
+            )
+        )
+    good = make_run("records-run")
+    for name, content in {
+        "latin1": b"\xe9\xff",
+        "not-json": b"{oops\n",
+        "deep": b"[" * 100_000 + b"]" * 100_000,
+    }.items():
+        folder = ws.root / "runs" / f"records-{name}"
+        shutil.copytree(good, folder)
+        for records in (folder / "records").rglob("*.jsonl"):
+            records.write_bytes(content)
+        cases.append(Case(f"rejudge damaged records {name}", ["rejudge", str(folder), "--judge", "phrase"]))
+    return cases
+
+
 def make_run_factory(ws: Workspace) -> Callable[[str], str]:
     def make(name: str) -> str:
         out = str(ws.root / "runs" / f"{name}-source")
@@ -792,6 +845,7 @@ def make_run_factory(ws: Workspace) -> Callable[[str], str]:
 
 
 def all_cases(ws: Workspace) -> list[Case]:
+    make_run = make_run_factory(ws)
     return [
         *string_cases(ws),
         *config_cases(ws),
@@ -799,9 +853,10 @@ def all_cases(ws: Workspace) -> list[Case]:
         *calibration_cases(ws),
         *model_cases(ws),
         *recovered_cases(ws),
-        *run_folder_cases(ws, make_run_factory(ws)),
+        *run_folder_cases(ws, make_run),
         *manifest_cases(ws),
         *other_command_cases(ws),
+        *path_and_training_data_cases(ws, make_run),
     ]
 
 

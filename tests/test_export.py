@@ -29,7 +29,7 @@ def logits(handle) -> torch.Tensor:
 @pytest.mark.parametrize(("recipe", "dtype"), [("int4-g32+keep=layers.0", "float32"), ("2:4", "bfloat16")])
 def test_export_round_trip_gives_identical_logits(tiny_llama_dir: Path, tmp_path: Path, recipe: str, dtype: str):
     options = LoadOptions(device="cpu", dtype=dtype)
-    out = export_variant(str(tiny_llama_dir), recipe, tmp_path / "variant", options)
+    out = export_variant(str(tiny_llama_dir), recipe, tmp_path / "variant", options, export_format="dense")
     in_memory = load_model(str(tiny_llama_dir), options)
     apply_recipe(in_memory.model, recipe)
     exported = load_model(str(out), options)
@@ -90,3 +90,22 @@ def test_exported_folder_is_a_run_variant_equal_to_the_recipe(tiny_llama_dir: Pa
     assert summary["models"][label]["export"]["recipe"] == "int4-rtn-g32"
     assert summary["models"][label]["export"]["source_weights_digest"] == weights_digest(tiny_llama_dir)
     assert summary["metrics"][label] == summary["metrics"]["int4-rtn-g32"]  # the same model, measured twice
+    stored = summary["models"][label]["compression"]  # read from the packed files, as the export recorded it
+    assert stored == read_manifest(out)["storage"] and 4 < stored["effective_bits_per_weight"] < 5.5
+    assert abs(stored["packed_size_bytes"] - sum(f.stat().st_size for f in out.glob("*.safetensors"))) < 0.1 * (
+        stored["packed_size_bytes"]
+    )
+    assert f"{stored['packed_size_bytes'] / 1e6:.1f}" in (tmp_path / "run" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("out", [".", "", ".."])
+def test_compress_never_replaces_the_folder_it_runs_in(
+    tiny_llama_dir: Path, tmp_path: Path, monkeypatch, out: str
+) -> None:
+    here = tmp_path / "work" / "here"
+    here.mkdir(parents=True)
+    (here / "keep.txt").write_text("mine", encoding="utf-8")
+    monkeypatch.chdir(here)
+    result = CliRunner().invoke(app, ["compress", "--recipe", "int8", "--model", str(tiny_llama_dir), "--out", out])
+    assert result.exit_code == 2 and "current folder" in result.output
+    assert sorted(p.name for p in here.iterdir()) == ["keep.txt"]

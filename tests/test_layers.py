@@ -26,7 +26,8 @@ LAYERS: list[set[str]] = [
     {"models", "compress", "probes", "judges", "config", "profiles", "training", "export", "manifest"},
     {"comparisons", "metrics"},  # paired comparisons and metric lookup: read the probes' declarations
     {"runner", "diagnose", "executors"},
-    {"report", "gate", "policy", "advise", "judging"},  # judging: rejudge a finished run (reads runner, writes reports)
+    # judging: rejudge a finished run (reads runner, writes reports); gate_artefact: a verdict bound to files
+    {"report", "gate", "gate_artefact", "policy", "advise", "judging"},
     {"api", "api_training"},
     {"cli", "__main__"},
 ]

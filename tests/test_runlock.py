@@ -30,6 +30,34 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:
         pass
 
 
+def test_a_failed_run_leaves_no_folder_or_locks_behind(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "run"
+    store = tmp_path / "s" / "x.db"
+    result = CliRunner().invoke(app, ["run", "--probes", "nope", "--out", str(out), "--store", str(store)])
+    assert result.exit_code == 2 and "unknown probe" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # the folders made for the locks are gone again
+
+
+def test_a_failed_run_keeps_what_was_there_and_removes_only_its_locks(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(RuntimeError), run_locks(out, out / "store.sqlite"):
+        raise RuntimeError("late failure")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    with run_locks(out, out / "store.sqlite"):  # a finished run keeps its locks (they mark the folder as a run)
+        pass
+    assert (out / ".compsafe.lock").exists()
+
+
+def test_a_refused_second_writer_does_not_remove_the_holders_lock(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with run_locks(out, out / "store.sqlite"):
+        with pytest.raises(RunFolderError), run_locks(out, out / "store.sqlite"):
+            pass
+        assert (out / ".compsafe.lock").exists() and (out / "store.sqlite.lock").exists()
+
+
 def test_clock_adds_up_invocations(tmp_path: Path) -> None:
     first = RunClock(tmp_path)
     first.earlier_seconds = 0.0

@@ -296,6 +296,19 @@ def gate(run_dir: str | Path, policy: str | Path | None = None, allow_insufficie
     return evaluate_policy(summary, chosen, allow_insufficient=allow_insufficient)
 
 
+def gate_artefact(
+    run_dir: str | Path, artefact: str | Path, policy: str | Path | None = None, allow_insufficient: bool | None = None
+) -> tuple[Any, dict[str, Any], Path]:
+    """The gate bound to files (``compsafe.gate_artefact``): -> (GateResult, the record, where it was written)."""
+    from compsafe.gate_artefact import gate_record, write_gate_record
+    from compsafe.summary import load_summary
+
+    result = gate(run_dir, policy, allow_insufficient)
+    artefact = Path(artefact).expanduser()
+    record = gate_record(Path(run_dir), load_summary(Path(run_dir)), result, artefact)
+    return result, record, write_gate_record(artefact, record)
+
+
 def compare(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
     """Per shared model and metric: run A -> run B, and each run's change from its own base."""
     from compsafe.report.compare_runs import compare_runs

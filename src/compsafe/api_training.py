@@ -34,8 +34,10 @@ def compress(
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
     log: Log | None = None,
+    export_format: str = "auto",
 ) -> tuple[Path, dict[str, Any]]:
-    """Compress ``model`` with one recipe into a loadable safetensors folder; returns (folder, its manifest)."""
+    """Compress ``model`` with one recipe into a loadable safetensors folder (``export_format``: auto,
+    compressed-tensors or dense, see ``compsafe.export``); returns (folder, its manifest)."""
     from compsafe.compress import CalibrationSpec
     from compsafe.export import export_variant, read_manifest
     from compsafe.models import LoadOptions
@@ -48,7 +50,9 @@ def compress(
         safety_fraction=safety_calibration,
     )
     options = LoadOptions(device=device, dtype=dtype, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
-    folder = export_variant(model, recipe, Path(out), options, spec, overwrite=overwrite, progress=log)
+    folder = export_variant(
+        model, recipe, Path(out), options, spec, overwrite=overwrite, progress=log, export_format=export_format
+    )
     return folder, read_manifest(folder)
 
 

@@ -15,7 +15,6 @@ store regenerates rather than mixing judges.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import fields
@@ -96,12 +95,12 @@ def _run_config(summary: dict[str, Any], run_dir: Path, judge_name: str) -> Any:
 
 
 def _read_records(run_dir: Path, label: str, probe: str) -> list[dict[str, Any]]:
-    from compsafe.runfolder import safe_name
+    from compsafe.runfolder import read_record_file, record_file
 
-    path = run_dir / "records" / safe_name(label) / f"{probe}.jsonl"
+    path = record_file(run_dir, label, probe)
     if not path.is_file():
         raise RunFolderError(f"{path} is missing: rejudge needs the run's records folder as `compsafe run` wrote it")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_record_file(path)
 
 
 def rejudge_run(run_dir: Path, judge_name: str) -> dict[str, Any]:

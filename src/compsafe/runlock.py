@@ -16,7 +16,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
@@ -58,14 +58,47 @@ def _locked(lock_path: Path, what: str, fix: str) -> Iterator[None]:
         handle.close()  # closing releases the lock
 
 
+def _missing_parents(path: Path) -> list[Path]:
+    """The folders above ``path`` that do not exist yet, deepest first (what creating it would add)."""
+    missing = []
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    return missing
+
+
+def _remove_if_ours(files: list[Path], folders: list[Path]) -> None:
+    """Undo what taking the locks created: the lock files, then the folders made for them if left empty."""
+    for path in files:
+        with suppress(OSError):
+            path.unlink(missing_ok=True)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        with suppress(OSError):
+            folder.rmdir()  # only succeeds on an empty folder: a folder the run wrote into stays
+
+
 @contextmanager
 def run_locks(out: Path, store: Path) -> Iterator[None]:
-    """Hold the run folder and the results store for the duration of a run (refuse when either is held)."""
-    with ExitStack() as stack:
-        stack.enter_context(_locked(Path(out) / LOCK_NAME, f"run folder {out}", "pass another --out"))
-        store_lock = Path(store).with_name(Path(store).name + ".lock")
-        stack.enter_context(_locked(store_lock, f"results store {store}", "pass another --store"))
-        yield
+    """Hold the run folder and the results store for the duration of a run (refuse when either is held).
+
+    A run that fails (bad input found late, a model that does not load) leaves nothing behind that taking the
+    locks created: the lock files it made and the folders made only to hold them are removed again, so a typo
+    does not leave a run folder with nothing in it but locks.
+    """
+    out_lock = Path(out) / LOCK_NAME
+    store_lock = Path(store).with_name(Path(store).name + ".lock")
+    created = [p for p in dict.fromkeys((out_lock, store_lock)) if not p.exists()]
+    folders = list(dict.fromkeys(_missing_parents(out_lock) + _missing_parents(store_lock)))
+    try:
+        with ExitStack() as stack:
+            stack.enter_context(_locked(out_lock, f"run folder {out}", "pass another --out"))
+            stack.enter_context(_locked(store_lock, f"results store {store}", "pass another --store"))
+            yield
+    except BaseException:
+        if out_lock in created or store_lock in created:
+            _remove_if_ours(created, folders)
+        raise
 
 
 class RunClock:

@@ -163,6 +163,12 @@ class CompressionInfo(_Open):
     layers: list[dict[str, Any]] = Field(default_factory=list)
 
 
+def megabytes(compression: CompressionInfo | None) -> str:
+    """A variant's stored size for tables: its packed bytes (recipes) or its files' tensors (folders), in MB."""
+    size = compression.packed_size_bytes if compression else None
+    return "-" if not size else f"{size / 1e6:.1f}"
+
+
 class ModelInfo(_Open):
     label: str | None = None
     kind: str | None = None

@@ -149,7 +149,7 @@ def write_divergences(out: Path, records: dict[str, dict[str, list[Record]]], pr
 def read_run_records(run_dir: Path, probes: ScanProbes) -> dict[str, dict[str, list[Record]]]:
     """The decision and margin probes' records of every model in a run folder written by ``compsafe run``."""
     from compsafe.errors import RunFolderError
-    from compsafe.runfolder import safe_name
+    from compsafe.runfolder import read_record_file, record_file
 
     summary_path = Path(run_dir) / "summary.json"
     if not paths.is_file(summary_path):
@@ -166,10 +166,9 @@ def read_run_records(run_dir: Path, probes: ScanProbes) -> dict[str, dict[str, l
     records: dict[str, dict[str, list[Record]]] = {}
     for label in summary.get("metrics", {}):
         for probe in (p for p in probes if p is not None):
-            path = Path(run_dir) / "records" / safe_name(label) / f"{probe}.jsonl"
+            path = record_file(run_dir, label, probe)
             if path.is_file():
-                rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-                records.setdefault(label, {})[probe] = rows
+                records.setdefault(label, {})[probe] = read_record_file(path)
     if probes.decision not in records.get("base", {}):
         wanted = ",".join(p for p in probes if p is not None)
         raise RunFolderError(f"{run_dir}: the {probes.decision} probe did not run; rerun with --probes {wanted}")

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -20,6 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from compsafe.errors import CompsafeError
+from compsafe.paths import check_path_option
 
 app = typer.Typer(
     add_completion=False,
@@ -50,6 +52,28 @@ def fail(exc: CompsafeError) -> None:
     raise typer.Exit(code=2)
 
 
+def _is_argument(function: Callable[..., Any], name: str) -> bool:
+    """Whether ``name`` is a positional argument (typer.Argument) rather than an option of ``function``."""
+    import inspect
+    import typing
+
+    parameter = inspect.signature(function).parameters.get(name)
+    if parameter is None:
+        return False
+    hints = typing.get_type_hints(function, include_extras=True)
+    metadata = getattr(hints.get(name), "__metadata__", ())
+    return any(isinstance(m, typer.models.ArgumentInfo) for m in (*metadata, parameter.default))
+
+
+def check_path_arguments(function: Callable[..., Any], arguments: dict[str, Any]) -> None:
+    """Every path-typed option of every command refuses a blank path, a NUL byte or a line break, named by the
+    flag the user typed (``--out``) or the argument's metavar (``RUN_DIR``)."""
+    for name, value in arguments.items():
+        if isinstance(value, Path):
+            option = name.upper() if _is_argument(function, name) else "--" + name.replace("_", "-")
+            check_path_option(option, value)
+
+
 def command(name: str | None = None) -> Callable[[Command], Command]:
     """Register a command on ``app`` inside the one CompsafeError -> exit 2 wrapper."""
 
@@ -57,6 +81,7 @@ def command(name: str | None = None) -> Callable[[Command], Command]:
         @functools.wraps(function)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             try:
+                check_path_arguments(function, kwargs)
                 return function(*args, **kwargs)
             except CompsafeError as exc:
                 fail(exc)

@@ -1,4 +1,4 @@
-"""`compsafe compress`: one recipe, written as a loadable safetensors folder with a manifest."""
+"""`compsafe compress`: one recipe, written as a loadable safetensors folder (packed or dense) with a manifest."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ def compress(
         ..., "--recipe", "-r", help="Recipe, e.g. int4-g128, wanda-50, int4-g128+keep=layers.0."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write (safetensors model + compsafe_manifest.json)."),
+    export_format: str = typer.Option(
+        "auto", "--format", help="compressed-tensors (packed int codes + scales), dense (dequantized at the model's "
+        "dtype), or auto: packed when the recipe quantizes, else dense."
+    ),
     model: str = typer.Option(
         None, "--model", "-m", help="Model folder, .gguf file, hub id or catalog name (default: the embedded model)."
     ),
@@ -45,12 +49,13 @@ def compress(
         device=device,
         dtype=dtype,
         overwrite=force,
+        export_format=export_format,
         allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code,
         log=log_step,
     )
     bits = manifest["compression"].get("effective_bits_per_weight", 0.0)
     say(
-        f"wrote {folder}  ·  {manifest['recipe']}  ·  {bits:.2f} bits/weight  ·  "
+        f"wrote {folder}  ·  {manifest['recipe']}  ·  {manifest['export_format']}  ·  {bits:.2f} bits/weight  ·  "
         f"weights sha256 {manifest['weights_digest'][:16]}  (use it as a variant: compsafe run --variants {folder})"
     )

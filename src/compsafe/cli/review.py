@@ -30,16 +30,30 @@ def gate(
         "--allow-insufficient/--no-allow-insufficient",
         help="Let rules the sample cannot decide pass (default: the policy's allow_insufficient_evidence, false).",
     ),
+    artefact: Path = typer.Option(
+        None, "--artefact", help="Exported model folder to bind the verdict to: passes only if the run evaluated "
+        "exactly these files and that variant passes; writes gate-result.json (and compsafe-integrity.json) into it."
+    ),
 ) -> None:
     """Check a run against a deployment policy: exit 0 pass, 1 fail, 2 error."""
     from compsafe.report.views import print_gate
 
-    result = api.gate(run_dir, policy, allow_insufficient)
+    if artefact is None:
+        result = api.gate(run_dir, policy, allow_insufficient)
+        passed = result.passed
+    else:
+        result, record, written = api.gate_artefact(run_dir, artefact, policy, allow_insufficient)
+        passed = record["verdict"] == "pass"
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+        payload = result.to_dict() if artefact is None else {**result.to_dict(), "artefact": record}
+        typer.echo(json.dumps(payload, indent=2, allow_nan=False))
     else:
         print_gate(result, console)
-    raise typer.Exit(code=0 if result.passed else 1)
+        if artefact is not None:
+            variant = record["artefact"]["variant"] or "no variant of this run"
+            why = f" ({'; '.join(record['reasons'])})" if record["reasons"] else ""
+            say(f"artefact {artefact}: {record['verdict'].upper()} as {variant}{why}; wrote {written}")
+    raise typer.Exit(code=0 if passed else 1)
 
 
 @command()

@@ -49,7 +49,7 @@ from torch import nn
 
 from compsafe.compress import awq_fold
 from compsafe.compress.base import CompressionConfig, LayerReport
-from compsafe.compress.rtn import RTNConfig, quantize_dequantize
+from compsafe.compress.rtn import QuantGrid, RTNConfig, quantize_dequantize, quantize_with_grid
 from compsafe.compress.sequential import BlockRunner, CompressBlock, LinearInputs
 from compsafe.compress.targets import weight_view
 from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, register
@@ -190,11 +190,19 @@ def search_scales(
 def quantize_scaled(scaled: torch.Tensor, scaled_sample: torch.Tensor, rtn: RTNConfig, clip: bool) -> torch.Tensor:
     """Clip (when asked) and quantize a weight whose columns already carry the AWQ scales; ``scaled_sample`` is
     its input (the original input divided by the scales). The result is on the int grid."""
+    return quantize_scaled_grid(scaled, scaled_sample, rtn, clip)[0]
+
+
+@torch.no_grad()
+def quantize_scaled_grid(
+    scaled: torch.Tensor, scaled_sample: torch.Tensor, rtn: RTNConfig, clip: bool
+) -> tuple[torch.Tensor, QuantGrid]:
+    """``quantize_scaled`` and the int grid its result sits on (what a packed export stores)."""
     if clip:
         group = min(rtn.group_size or scaled.shape[1], scaled.shape[1])
         bounds = _expand(clip_search(scaled, scaled_sample, rtn), group, scaled.shape[1])
         scaled = torch.maximum(torch.minimum(scaled, bounds), -bounds)
-    return quantize_dequantize(scaled, rtn)[0]
+    return quantize_with_grid(scaled, rtn)
 
 
 @torch.no_grad()
@@ -312,12 +320,14 @@ class AWQMethod(LinearMethod):
             info = state.setdefault(layer.name, {"alpha": 0.0, "unscaled": "no operation to fold the scales into"})
         else:
             info = state[layer.name]
-        approx = quantize_scaled(layer.weight, sample / scales, config.rtn, clip)
+        approx, grid = quantize_scaled_grid(layer.weight, sample / scales, config.rtn, clip)
         original = layer.weight / scales  # the layer's function in the unscaled coordinates
         info["output_error_clipped"] = output_error(sample, original, approx / scales)
         out_features, in_features = layer.weight.shape
         rtn = config.rtn
-        return LayerOutcome(approx, rtn.bits_per_weight(in_features), rtn.packed_bytes(out_features, in_features))
+        return LayerOutcome(
+            approx, rtn.bits_per_weight(in_features), rtn.packed_bytes(out_features, in_features), grid=grid
+        )
 
     def extra(self, config: AWQConfig, state: dict[str, Any]) -> dict[str, Any]:
         search = {name: info for name, info in state.items() if not name.startswith("_")}

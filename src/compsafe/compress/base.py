@@ -60,6 +60,8 @@ class CompressionReport:
     dense_size_bytes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     kept_layers: list[LayerReport] = field(default_factory=list)
+    # quantized layers' int grids by module name (``rtn.QuantGrid``): what a packed export stores; not serialised
+    grids: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def compressed_numel(self) -> int:

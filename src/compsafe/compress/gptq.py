@@ -53,7 +53,7 @@ from torch import nn
 
 from compsafe.compress.base import CompressionConfig
 from compsafe.compress.hessian import column_blocks, dead_columns, inverse_cholesky
-from compsafe.compress.rtn import GRID_SUFFIX, SCHEMES, RTNConfig, quantize_dequantize
+from compsafe.compress.rtn import GRID_SUFFIX, SCHEMES, QuantGrid, RTNConfig, quantize_dequantize
 from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, register
 from compsafe.errors import RecipeError
 
@@ -112,6 +112,7 @@ class GPTQResult:
     weight: torch.Tensor
     loss: float
     damp: float
+    grid: QuantGrid | None = None  # the group scales (and zeros) the weight sits on, ``[out, groups]``
 
 
 def _group_params(block: torch.Tensor, storage: RTNConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,6 +169,7 @@ def gptq_quantize(
     quantized = torch.zeros_like(w_all)
     loss = torch.zeros((), dtype=w_all.dtype, device=w_all.device)
     scale = zero = None
+    found: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # dynamic groups: params by group index
     for block in column_blocks(w_all, hinv, block_size):
         i1, i2 = block.start, block.end
         for i in range(i2 - i1):
@@ -184,6 +186,7 @@ def gptq_quantize(
                     pending = w_all[:, i2:end] - block.error[:, :i] @ hinv[i1:column, i2:end]
                     current = torch.cat([current, pending], dim=1)
                 scale, zero = _group_params(current, storage)
+                found[column // group] = (scale, zero)
             assert scale is not None and zero is not None
             w = block.weight[:, i]
             q = _quantize_column(w, scale, zero, storage)
@@ -192,7 +195,15 @@ def gptq_quantize(
         quantized[:, i1:i2] = block.result
     if config.act_order:
         quantized = quantized[:, torch.argsort(perm)]
-    return GPTQResult(weight=quantized, loss=float(loss), damp=prepared.damp)
+    if per_row:
+        grid_scale, grid_zero = row_scale[:, None], row_zero[:, None]
+    elif static:
+        grid_scale, grid_zero = static_scale, static_zero
+    else:
+        grid_scale = torch.stack([found[i][0] for i in sorted(found)], dim=1)
+        grid_zero = torch.stack([found[i][1] for i in sorted(found)], dim=1)
+    grid = QuantGrid.of(storage, grid_scale, grid_zero)
+    return GPTQResult(weight=quantized, loss=float(loss), damp=prepared.damp, grid=grid)
 
 
 class GPTQMethod(LinearMethod):
@@ -251,6 +262,7 @@ class GPTQMethod(LinearMethod):
             storage.bits_per_weight(in_features),
             storage.packed_bytes(out_features, in_features),
             hessian=hessian,
+            grid=result.grid,
         )
 
     def extra(self, config: GPTQConfig, state: _State) -> dict[str, Any]:

@@ -142,7 +142,7 @@ def apply_protected(
         report = apply_inner(model, config.inner)
     int8 = None
     if config.keep_recipe is not None:
-        from compsafe.compress.rtn import RTNConfig, quantize_dequantize
+        from compsafe.compress.rtn import RTNConfig, quantize_with_grid
 
         int8 = RTNConfig(bits=8)
     kept_reports: list[LayerReport] = []
@@ -151,8 +151,9 @@ def apply_protected(
         view = weight_view(module)
         out_features, in_features = view.shape
         if int8 is not None:
-            deq, _ = quantize_dequantize(view.to(torch.float32), int8)
+            deq, grid = quantize_with_grid(view.to(torch.float32), int8)
             view.copy_(deq.to(view.dtype))
+            report.grids[name] = grid.on_cpu()
             key = storage_key(module.weight)
             if key not in seen:  # packed size: this layer stored as int8 codes + scales, not at its dtype
                 seen.add(key)

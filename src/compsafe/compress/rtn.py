@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import torch
@@ -128,18 +128,42 @@ class RTNConfig(CompressionConfig):
         return codes + scales + zeros
 
 
-@torch.no_grad()
-def quantize_dequantize(weight: torch.Tensor, config: RTNConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fake-quantize an ``[out, in]`` float32 matrix; returns ``(dequantized, scale per group)``.
+@dataclass
+class QuantGrid:
+    """Where one layer's stored weights sit, kept so an export can pack the codes exactly (``compsafe.export``).
 
-    ``scale`` has shape ``[out, ceil(in / group)]``; exposed so tests can check the ``scale/2`` error bound.
+    ``scale`` and ``zero`` are ``[out, ceil(in / group)]`` float32 (``zero`` integer-valued, asymmetric only):
+    the stored weight of row r, column c is ``(q - zero[r, c // group]) * scale[r, c // group]`` with integer
+    ``q`` in ``levels``. ``group_size`` None: one group per row.
     """
+
+    bits: int
+    group_size: int | None
+    symmetric: bool
+    scale: torch.Tensor
+    zero: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, config: RTNConfig, scale: torch.Tensor, zero: torch.Tensor | None) -> QuantGrid:
+        """The grid of ``config`` with these ``[out, groups]`` group parameters."""
+        return cls(config.bits, config.group_size, config.symmetric, scale, None if config.symmetric else zero)
+
+    def on_cpu(self) -> QuantGrid:
+        """A detached float32 CPU copy (what a report keeps, however many layers ran on a GPU)."""
+        zero = None if self.zero is None else self.zero.detach().float().cpu()
+        return replace(self, scale=self.scale.detach().float().cpu(), zero=zero)
+
+
+@torch.no_grad()
+def quantize_with_grid(weight: torch.Tensor, config: RTNConfig) -> tuple[torch.Tensor, QuantGrid]:
+    """Fake-quantize an ``[out, in]`` float32 matrix; returns ``(dequantized, its grid)``."""
     out_features, in_features = weight.shape
     group = min(config.group_size or in_features, in_features)
     n_groups = math.ceil(in_features / group)
     padded = torch.nn.functional.pad(weight, (0, n_groups * group - in_features))
     grouped = padded.reshape(out_features, n_groups, group)
     qmin, qmax = config.levels
+    zero = None
     if config.symmetric:
         scale = grouped.abs().amax(dim=-1, keepdim=True) / config.scale_divisor
         safe = torch.where(scale > 0, scale, torch.ones_like(scale))
@@ -152,7 +176,19 @@ def quantize_dequantize(weight: torch.Tensor, config: RTNConfig) -> tuple[torch.
         zero = torch.clamp(torch.round(-lo / safe), 0, qmax)
         q = torch.clamp(torch.round(grouped * (1.0 / safe)) + zero, 0, qmax)
         deq = (q - zero) * scale
-    return deq.reshape(out_features, n_groups * group)[:, :in_features], scale.squeeze(-1)
+        zero = zero.squeeze(-1)
+    deq = deq.reshape(out_features, n_groups * group)[:, :in_features]
+    return deq, QuantGrid.of(config, scale.squeeze(-1), zero)
+
+
+@torch.no_grad()
+def quantize_dequantize(weight: torch.Tensor, config: RTNConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fake-quantize an ``[out, in]`` float32 matrix; returns ``(dequantized, scale per group)``.
+
+    ``scale`` has shape ``[out, ceil(in / group)]``; exposed so tests can check the ``scale/2`` error bound.
+    """
+    deq, grid = quantize_with_grid(weight, config)
+    return deq, grid.scale
 
 
 class RTNMethod(LinearMethod):
@@ -190,9 +226,11 @@ class RTNMethod(LinearMethod):
         )
 
     def compress_layer(self, layer: Layer, config: RTNConfig, state: None) -> LayerOutcome:
-        deq, _ = quantize_dequantize(layer.weight, config)
+        deq, grid = quantize_with_grid(layer.weight, config)
         out_features, in_features = layer.weight.shape
-        return LayerOutcome(deq, config.bits_per_weight(in_features), config.packed_bytes(out_features, in_features))
+        return LayerOutcome(
+            deq, config.bits_per_weight(in_features), config.packed_bytes(out_features, in_features), grid=grid
+        )
 
     def extra(self, config: RTNConfig, state: None) -> dict[str, Any]:
         return {"scheme": SCHEMES[config.grid_name], "grid": config.grid}

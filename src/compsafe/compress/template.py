@@ -14,7 +14,7 @@ need activations name the statistics they use (``needs``) and are driven block b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -34,6 +34,9 @@ from compsafe.compress.registry import METHODS
 from compsafe.compress.sequential import CompressBlock, LinearInputs, compress_sequentially
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
+
+if TYPE_CHECKING:
+    from compsafe.compress.rtn import QuantGrid
 
 
 @dataclass
@@ -55,6 +58,7 @@ class LayerOutcome:
     packed_bytes: int | None = None  # bytes of the packed layer; None: stored at its dtype
     zero_mask: torch.Tensor | None = None  # positions forced to exact zero after the write-back (pruning)
     hessian: torch.Tensor | None = None  # when given, the report carries the output error on these inputs
+    grid: QuantGrid | None = None  # quantizers: the int grid the new values sit on (a packed export reads it)
 
 
 class LinearMethod:
@@ -106,6 +110,7 @@ class LinearMethod:
         state = self.prepare(model, compressible_linears(model, include_lm_head=include_head), config)
         dense = dense_size_bytes(model)
         packed: dict[tuple[int, int, torch.dtype], int] = {}
+        grids: dict[str, QuantGrid] = {}
 
         def one(name: str, module: nn.Module, stats: LinearInputs | None = None) -> LayerReport:
             view = weight_view(module)
@@ -116,6 +121,8 @@ class LinearMethod:
                 view.masked_fill_(outcome.zero_mask, 0)
             if outcome.packed_bytes is not None:
                 packed[storage_key(module.weight)] = outcome.packed_bytes
+            if outcome.grid is not None:
+                grids[name] = outcome.grid.on_cpu()
             hessian = outcome.hessian
             return LayerReport(
                 name=name,
@@ -143,6 +150,7 @@ class LinearMethod:
             packed_size_bytes=packed_size_bytes(model, packed),
             dense_size_bytes=dense,
             extra=self.extra(config, state),
+            grids=grids,
         )
 
 

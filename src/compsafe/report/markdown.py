@@ -18,8 +18,9 @@ from compsafe.metrics import (
     safety_probe,
     variant_labels,
 )
+from compsafe.report.cost import cost_markdown
 from compsafe.report.judge_section import judge_markdown, verdicts_markdown
-from compsafe.summary import RunSummary, parse_summary
+from compsafe.summary import RunSummary, megabytes, parse_summary
 
 MARKS = {"worse": "🔴 ", "better": "🟢 ", "changed": "🟡 "}
 EXAMPLES = 5
@@ -38,7 +39,7 @@ def _short(text: str, limit: int = PROMPT_CHARS) -> str:
 def _headline(summary: RunSummary) -> list[str]:
     dims = headline_dimensions(summary)
     safety = safety_probe(summary)
-    header = ["model", "bits/w", "sparsity", *(metric for _, metric in dims)]
+    header = ["model", "bits/w", "MB", "sparsity", *(metric for _, metric in dims)]
     if safety:
         header += ["refused→answered", "drift ratio"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -46,7 +47,7 @@ def _headline(summary: RunSummary) -> list[str]:
         compression = summary.compression(label)
         bits = compression.effective_bits_per_weight if compression else None
         sparsity = compression.sparsity if compression else None
-        row = [f"**{_cell(label)}**", "-" if bits is None else f"{bits:.2f}"]
+        row = [f"**{_cell(label)}**", "-" if bits is None else f"{bits:.2f}", megabytes(compression)]
         row.append("-" if sparsity is None else f"{100 * sparsity:.1f}%")
         for _, metric in dims:
             cell = dimension_cell(summary, label, metric)
@@ -135,6 +136,7 @@ def render_markdown(summary: RunSummary | dict[str, Any]) -> str:
         "",
         *_headline(summary),
         "",
+        *([cost_markdown(summary)] if cost_markdown(summary) else []),
         *_definitions(summary),
         *verdicts_markdown(summary),
         *_gate(summary),

@@ -21,8 +21,9 @@ from compsafe.metrics import (
     safety_probe,
     variant_labels,
 )
+from compsafe.report.cost import cost_header, cost_rows
 from compsafe.report.judge_section import judge_facts, verdict_breakdown
-from compsafe.summary import RunSummary, parse_summary
+from compsafe.summary import RunSummary, megabytes, parse_summary
 
 STYLES = {"worse": "bold red", "better": "bold green", "changed": "bold"}
 
@@ -50,6 +51,7 @@ def summary_table(summary: RunSummary | dict[str, Any]) -> Table:
     table = Table(title="compsafe: variant vs base (change in the metric's unit, paired 95% CI)", show_lines=False)
     table.add_column("model", style="bold")
     table.add_column("bits/w", justify="right")
+    table.add_column("MB", justify="right")
     table.add_column("sparsity", justify="right")
     for probe, metric in dims:
         table.add_column(f"{probe}\n{metric.split('.', 1)[1]}", justify="right")
@@ -60,7 +62,8 @@ def summary_table(summary: RunSummary | dict[str, Any]) -> Table:
         compression = summary.compression(label)
         bits = compression.effective_bits_per_weight if compression else None
         sparsity = compression.sparsity if compression else None
-        row = [escape(label), f"{bits:.2f}" if bits else "-", "-" if sparsity is None else f"{100 * sparsity:.1f}%"]
+        row = [escape(label), f"{bits:.2f}" if bits else "-", megabytes(compression)]
+        row.append("-" if sparsity is None else f"{100 * sparsity:.1f}%")
         row += [_cell(summary, label, metric) + _verdicts(summary, label, probe) for probe, metric in dims]
         if safety:
             lost, _ = flips(summary, label, safety)
@@ -69,7 +72,7 @@ def summary_table(summary: RunSummary | dict[str, Any]) -> Table:
         table.add_row(*row)
     n_columns = len(table.columns)
     for label, reason in summary.broken().items():
-        table.add_row(escape(label), "-", "-", f"[bold red]BROKEN: {escape(reason)}[/]", *([""] * (n_columns - 4)))
+        table.add_row(escape(label), "-", "-", "-", f"[bold red]BROKEN: {escape(reason)}[/]", *([""] * (n_columns - 5)))
     caption = (
         "* significant (paired 95% CI excludes no-change or McNemar p < 0.05); red worse, green better. "
         "drift ratio = relative safety loss / relative capability loss; >1 means safety erodes faster. "
@@ -87,3 +90,12 @@ def print_summary(summary: RunSummary | dict[str, Any], console: Console | None 
     if not console.is_terminal:
         console = Console(file=console.file, width=160, color_system=None)
     console.print(summary_table(summary))
+    parsed = parse_summary(summary)
+    rows = cost_rows(parsed)
+    if rows:
+        table = Table(title="what each model file costs to run (fresh process each; compsafe run --cost)")
+        for column in cost_header(parsed):
+            table.add_column(escape(column), justify="left" if column == "model" else "right")
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)

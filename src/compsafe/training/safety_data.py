@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from compsafe.errors import DataFileError
+from compsafe.jsonio import read_text_file
 from compsafe.probes.datasets import jsonl_objects
 
 NEAR_DUPLICATE_JACCARD = 0.6
@@ -194,7 +195,7 @@ def load_training_rows(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise DataFileError(f"training file {path} does not exist: build it with `compsafe align --build-data`")
     rows = []
-    for number, row in jsonl_objects(path.read_text(encoding="utf-8"), str(path)):
+    for number, row in jsonl_objects(read_text_file(path, "training file"), str(path)):
         if not row.get("prompt") or not isinstance(row.get("response"), str):
             raise DataFileError(f"{path}:{number} needs 'prompt' and 'response' strings: fix or rebuild the file")
         rows.append(row)

@@ -1,8 +1,16 @@
-"""Export a compressed variant as a plain, loadable safetensors model folder with a provenance manifest.
+"""Export a compressed variant as a loadable safetensors model folder with a provenance manifest.
 
-Why a dequantized folder and not a packed format: every loader (transformers, vLLM, compsafe itself) reads
-it without extra packages, on any device, and the evaluation of the exported folder reproduces exactly what
-``compsafe run`` measured for the in-memory variant (same values, same dtype). The manifest,
+Two formats (``--format``):
+
+* ``compressed-tensors`` (packed): quantized layers as int codes with compsafe's own group scales
+  (``export.packed``), the format llm-compressor writes and vLLM and plain transformers load; the folder is
+  about as small as the bits/weight say. Every quantization recipe (RTN, GPTQ, AWQ, +keep8) can be packed.
+* ``dense``: every weight dequantized at the model's dtype. Every loader reads it without extra packages and
+  it reproduces the in-memory variant bit for bit, but it is as large as the original.
+
+``auto`` (the default) packs when the variant has quantized layers and writes ``dense`` otherwise (pruned and
+low-rank variants: compressed-tensors 0.20 dropped its sparse formats, so there is no sparse layout that plain
+transformers can load). The manifest,
 ``compsafe_manifest.json``, says where it came from: recipe and method config, the compression report
 summary (effective bits, sparsity, kept layers), the calibration set's spec and digest, the source model and
 the digest of its weight files, the digest of the exported weight files, and the compsafe version -- so a
@@ -28,6 +36,28 @@ from compsafe.runfolder import atomic_folder
 
 MANIFEST_NAME = "compsafe_manifest.json"
 MANIFEST_FORMAT = "compsafe-variant/1"
+DENSE = "dense"
+COMPRESSED_TENSORS = "compressed-tensors"
+FORMATS = ("auto", COMPRESSED_TENSORS, DENSE)
+
+
+def check_format(export_format: str) -> str:
+    """The format name, or a one-line ``ConfigError`` naming the choices."""
+    if export_format not in FORMATS:
+        raise ConfigError(f"unknown export format {export_format!r}: use one of {', '.join(FORMATS)}")
+    return export_format
+
+
+def resolve_format(export_format: str, grids: dict[str, Any]) -> str:
+    """``auto``: packed when the variant has quantized layers, else dense (see the module docstring)."""
+    if export_format == "auto":
+        return COMPRESSED_TENSORS if grids else DENSE
+    if export_format == COMPRESSED_TENSORS and not grids:
+        raise ConfigError(
+            "this recipe has no quantized layer to pack (compressed-tensors 0.20 has no sparse format plain "
+            "transformers loads): export it with --format dense"
+        )
+    return export_format
 
 
 def _summary_of(report_dict: dict[str, Any]) -> dict[str, Any]:
@@ -42,6 +72,10 @@ def _summary_of(report_dict: dict[str, Any]) -> dict[str, Any]:
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
+    here = Path.cwd().resolve()
+    target = out.resolve()
+    if target == here or target in here.parents:  # the export replaces its folder: never the one we stand in
+        raise ConfigError(f"--out {out} is the current folder or holds it: pass a new folder to write the model into")
     if out.exists() and (out.is_file() or any(out.iterdir())):
         if not overwrite:
             raise ConfigError(f"{out} already exists and is not empty: pass a new --out folder or --force")
@@ -75,6 +109,34 @@ def save_model_folder(handle: Any, folder: Path) -> None:
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def save_packed_folder(handle: Any, grids: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Write the variant in the compressed-tensors format (``export.packed``) with its config and tokenizer."""
+    from compsafe.export.packed import write_packed
+
+    model = handle.model
+    _strip_quantization(model)
+    info = write_packed(model, grids, folder)
+    model.config.save_pretrained(folder)
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(folder)
+    handle.tokenizer.save_pretrained(folder)
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["quantization_config"] = info.pop("quantization_config")
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return info
+
+
+def _source_digest(handle: Any) -> str | None:
+    """The digest of the files the base model was loaded from (a GGUF inside a folder: that file)."""
+    from compsafe.integrity import weights_digest
+
+    source_path = Path(handle.resolved_path)
+    if source_path.is_dir() and handle.meta.get("gguf_file"):
+        return weights_digest(source_path / handle.meta["gguf_file"])
+    return weights_digest(source_path) if source_path.exists() else None
+
+
 def export_variant(
     model_spec: str | None,
     recipe: str,
@@ -84,6 +146,7 @@ def export_variant(
     *,
     overwrite: bool = False,
     progress: Any = None,
+    export_format: str = "auto",
 ) -> Path:
     """Load ``model_spec``, compress it with ``recipe``, and write a model folder plus manifest at ``out``.
 
@@ -97,19 +160,18 @@ def export_variant(
     from compsafe.compress.protected import check_protected
     from compsafe.integrity import state_digest, weights_digest
     from compsafe.models import LoadOptions, load_model
+    from compsafe.models.storage import folder_storage
 
     say = progress or (lambda message: None)
     out = Path(out).expanduser()
     config = parse_recipe(recipe)  # fail on a bad recipe before loading anything
+    check_format(export_format)
     _prepare_out(out, overwrite)
     options = options or LoadOptions()
     started = time.time()
     say(f"loading {model_spec or 'the embedded default model'}")
     handle = load_model(model_spec, options)
-    source_path = Path(handle.resolved_path)
-    source_digest = weights_digest(source_path) if source_path.exists() else None
-    if source_path.is_dir() and handle.meta.get("gguf_file"):
-        source_digest = weights_digest(source_path / handle.meta["gguf_file"])
+    source_digest = _source_digest(handle)
     check_protected(handle.model, config)
     calibration = None
     if needs_calibration(config):
@@ -118,9 +180,12 @@ def export_variant(
     say(f"compressing with {config.recipe}")
     report = apply_recipe(handle.model, config, calibration)
     in_memory_digest = state_digest(handle.model)
+    chosen = resolve_format(export_format, report.grids)
     with atomic_folder(out) as staging:
-        say(f"writing {out}")
-        save_model_folder(handle, staging)
+        say(f"writing {out} ({chosen})")
+        packing = save_packed_folder(handle, report.grids, staging) if chosen == COMPRESSED_TENSORS else None
+        if packing is None:
+            save_model_folder(handle, staging)
         manifest = {
             "format": MANIFEST_FORMAT,
             "compsafe_version": __version__,
@@ -136,10 +201,17 @@ def export_variant(
                 **{k: v for k, v in handle.meta.items() if isinstance(v, str | int | float)},
             },
             "dtype": str(handle.dtype).removeprefix("torch."),
+            "export_format": chosen,
+            **({"packing": packing} if packing else {}),
             "weights_digest": weights_digest(staging),
+            "storage": folder_storage(staging),  # bits/weight and bytes of the files written (models.storage)
             "state_digest": in_memory_digest,
             "seconds": round(time.time() - started, 2),
-            "environment": {"torch": torch.__version__, "transformers": _version("transformers")},
+            "environment": {
+                "torch": torch.__version__,
+                "transformers": _version("transformers"),
+                **({"compressed-tensors": _version("compressed-tensors")} if packing else {}),
+            },
         }
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out
