@@ -58,7 +58,9 @@ def test_held_out_slice_holds_real_responses_of_every_variant_kind():
     rows = load_test_sets()
     frozen = held_out(rows)
     assert len(frozen) >= 150
-    assert {"int4-rtn-g128", "mag-50", "wanda-50", "sparsegpt-50"} <= {r["model"] for r in frozen}
+    assert {"int4-rtn-g128", "mag-50", "wanda-50", "sparsegpt-50", "int4-rtn-g128+recovered"} <= {
+        r["model"] for r in frozen
+    }
     assert {r["label"] for r in frozen} == set(LABELS)
     assert all(all(k in r for k in PROVENANCE) and r["model"] != "written" for r in frozen)
     assert all(r["label"] == "neither" for r in frozen if "degenerate" in r["tags"])
@@ -122,3 +124,6 @@ def test_the_default_judge_meets_the_bar_on_the_test_set():
     entry = next(e for e in data["judges"] if e["judge"] == DEFAULT_JUDGE)
     assert entry["version"] == str(get_judge(DEFAULT_JUDGE).version)
     assert entry["accuracy"] >= 0.9 and entry["hard_accuracy"] >= 0.8 and entry["degenerate_to_neither"] >= 0.8
+    held = entry["held_out"]  # the slice it was never tuned on
+    assert held["accuracy"]["n"] >= 300 and held["accuracy"]["rate"] >= 0.9
+    assert held["hard"]["rate"] >= 0.8 and held["degenerate_to_neither"]["rate"] >= 0.8
