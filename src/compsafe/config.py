@@ -47,6 +47,8 @@ class RunConfig:
     executor: str = "local"
     ray_address: str | None = None  # None: start a local Ray instance; "auto" or "ray://host:10001" to join one
     gpus_per_task: float = 0.0
+    # measure each folder/.gguf model's own cost (load time, peak memory, tokens/s) in a child process
+    artefact_cost: bool = False
 
     def __post_init__(self) -> None:
         for name, value in validate_options(asdict_shallow(self), origin=None).items():

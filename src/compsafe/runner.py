@@ -36,6 +36,7 @@ from compsafe.integrity import weights_digest
 from compsafe.judges import get_judge
 from compsafe.metrics import drift_measures, scan_probes
 from compsafe.models import GenerationConfig, HFBackend, LoadOptions, ModelHandle, load_model
+from compsafe.models.cost import handle_cost
 from compsafe.models.numerics import numerics
 from compsafe.models.storage import stored_size
 from compsafe.probes import Probe, ProbeContext, build_probe
@@ -301,6 +302,7 @@ class Study:
             "device": handle.device.type,
             "numerics": base_identity["numerics"],
             **handle.meta,
+            **({"cost": handle_cost(handle.resolved_path, handle)} if config.artefact_cost else {}),
         }
         records = {"base": evaluator.evaluate("base", handle, {"base": base_identity}, is_base=True)}
         timings = {"base": time.time() - started}
@@ -397,6 +399,8 @@ class Study:
         else:
             self.records[variant.label] = self.evaluator.evaluate(variant.label, loaded, model_key, is_base=False)
         entry["compression"] = stored_size(path)  # bits/weight and bytes, read from its files
+        if self.plan.config.artefact_cost:
+            entry["cost"] = handle_cost(path, self.handle)
         manifest = path / "compsafe_manifest.json" if path.is_dir() else None
         if manifest is not None and manifest.is_file():  # a folder written by `compsafe compress`
             from compsafe.export import manifest_summary

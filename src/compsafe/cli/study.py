@@ -114,6 +114,10 @@ def run(
     executor: ExecutorOption = None,
     address: AddressOption = None,
     gpus_per_task: GpusPerTaskOption = None,
+    artefact_cost: bool = typer.Option(
+        False, "--cost", help="Also measure each model file's own cost (load time, peak memory, tokens/s) in a "
+        "fresh process: the base's files and every folder/.gguf variant (an exported artefact)."
+    ),
 ) -> None:
     """Compress, probe base and variants on the same items, and report the paired deltas."""
     from compsafe.config import RunConfig, split_list, split_variants
@@ -143,6 +147,7 @@ def run(
         "executor": executor,
         "ray_address": address,
         "gpus_per_task": gpus_per_task,
+        "artefact_cost": artefact_cost or None,
     }
     if config is not None:
         run_config = RunConfig.from_yaml(config, **overrides)

@@ -18,6 +18,7 @@ from compsafe.metrics import (
     safety_probe,
     variant_labels,
 )
+from compsafe.report.cost import cost_markdown
 from compsafe.report.judge_section import judge_markdown, verdicts_markdown
 from compsafe.summary import RunSummary, megabytes, parse_summary
 
@@ -135,6 +136,7 @@ def render_markdown(summary: RunSummary | dict[str, Any]) -> str:
         "",
         *_headline(summary),
         "",
+        *([cost_markdown(summary)] if cost_markdown(summary) else []),
         *_definitions(summary),
         *verdicts_markdown(summary),
         *_gate(summary),

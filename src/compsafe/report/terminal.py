@@ -21,6 +21,7 @@ from compsafe.metrics import (
     safety_probe,
     variant_labels,
 )
+from compsafe.report.cost import cost_header, cost_rows
 from compsafe.report.judge_section import judge_facts, verdict_breakdown
 from compsafe.summary import RunSummary, megabytes, parse_summary
 
@@ -89,3 +90,12 @@ def print_summary(summary: RunSummary | dict[str, Any], console: Console | None 
     if not console.is_terminal:
         console = Console(file=console.file, width=160, color_system=None)
     console.print(summary_table(summary))
+    parsed = parse_summary(summary)
+    rows = cost_rows(parsed)
+    if rows:
+        table = Table(title="what each model file costs to run (fresh process each; compsafe run --cost)")
+        for column in cost_header(parsed):
+            table.add_column(escape(column), justify="left" if column == "model" else "right")
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)

@@ -1,0 +1,37 @@
+"""`compsafe run --cost`: each model file's load time, peak memory and tokens/s, measured in a fresh process and
+shown beside its safety and perplexity changes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from compsafe.cli import app
+from compsafe.export import export_variant
+from compsafe.models import LoadOptions
+from compsafe.models.cost import NEW_TOKENS, artefact_cost
+
+runner = CliRunner()
+
+
+def test_run_measures_the_cost_of_base_and_exported_folder(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    folder = export_variant(str(tiny_llama_dir), "int4-g32", tmp_path / "ct", LoadOptions(device="cpu"))
+    args = ["run", "--model", str(tiny_llama_dir), "--variants", str(folder), "--probes", "perplexity,refusal"]
+    args += ["--limit", "3", "--max-new-tokens", "4", "--device", "cpu", "--out", str(tmp_path / "run"), "--cost"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    for label in ("base", f"model:{folder}"):
+        cost = summary["models"][label]["cost"]
+        assert cost["load_seconds"] > 0 and cost["tokens_per_second"] > 0 and cost["new_tokens"] == NEW_TOKENS
+        assert cost["peak_rss_mb"] >= cost["baseline_rss_mb"] > 0 and cost["device"] == "cpu"
+    assert "costs to run" in result.output
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## What each artefact costs to run" in report and "tok/s" in report
+
+
+def test_an_unloadable_artefact_is_an_error_entry_not_a_crash(tmp_path: Path) -> None:
+    cost = artefact_cost(tmp_path / "missing")
+    assert set(cost) == {"error"} and "no model folder" in cost["error"]
