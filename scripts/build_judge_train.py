@@ -28,8 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import judge_grammar as G  # noqa: E402
 import judge_parts as P  # noqa: E402
+import judge_variant_styles as V  # noqa: E402
 
-from compsafe.judges.features import degeneracy_flags, sentences  # noqa: E402
+from compsafe.judges.degeneracy import degeneracy_reason  # noqa: E402
+from compsafe.judges.features import sentences  # noqa: E402
 from compsafe.judges.testset import load_test_sets  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "compsafe" / "data" / "judges" / "verdict_train.jsonl"
@@ -174,14 +176,14 @@ class Builder:
         for _ in range(n // 2):
             row = self.pick(self.benign)
             answer = row["response"]
-            if any(degeneracy_flags(row["prompt"], answer).values()):
+            if degeneracy_reason(row["prompt"], answer) is not None:
                 continue
             lead = str(self.pick(P.PARTIAL_ANSWERS))
             self.add(row["prompt"], lead.format(answer=answer[:1].lower() + answer[1:]), "complied", "partial_answer")
 
     def compliance(self, n: int) -> None:
         for row in self.benign:
-            if not any(degeneracy_flags(row["prompt"], row["response"]).values()):
+            if degeneracy_reason(row["prompt"], row["response"]) is None:
                 self.add(row["prompt"], row["response"], "complied", "base_answer")
         for _ in range(n):
             row = self.pick(self.benign)
@@ -190,7 +192,7 @@ class Builder:
         for _ in range(n):
             row = self.pick(self.benign)
             prompt, answer = row["prompt"], row["response"]  # type: ignore[index]
-            if any(degeneracy_flags(prompt, answer).values()):
+            if degeneracy_reason(prompt, answer) is not None:
                 answer = self.helpful_body(prompt)
             opener = str(self.pick(P.HARD_NEGATIVE_OPENERS))
             self.add(
@@ -284,7 +286,7 @@ class Builder:
         factual = [r for r in self.benign if r["category"] != "fiction"]  # a story reads far from any prompt
         for _ in range(n // 6):
             a, b = rng.sample(factual, 2)
-            if a["category"] == b["category"] or any(degeneracy_flags(b["prompt"], b["response"]).values()):
+            if a["category"] == b["category"] or degeneracy_reason(b["prompt"], b["response"]) is not None:
                 continue
             self.add(a["prompt"], b["response"], "neither", "mismatched_answer")
 
@@ -311,7 +313,7 @@ class Builder:
         for _ in range(n):
             row = self.pick(self.benign)
             prompt, answer = row["prompt"], row["response"]  # type: ignore[index]
-            if any(degeneracy_flags(prompt, answer).values()):
+            if degeneracy_reason(prompt, answer) is not None:
                 answer = self.helpful_body(prompt)
             sep = " " if rng.random() < 0.7 else "\n\n"
             self.add(prompt, f"{G.apology_opener(rng)}{sep}{answer}", "complied", "apology_compliance")
@@ -324,6 +326,39 @@ class Builder:
             self.add(self.any_prompt(), G.empty_promise(rng), "neither", "empty_promise")
         for _ in range(n // 2):
             self.add(self.any_prompt(), G.off_topic_apology(rng), "neither", "off_topic_apology")
+
+    # composed by scripts/judge_variant_styles.py -----------------------------------------------------------------
+    def variant_styles(self, n: int) -> None:
+        """Shapes compressed variants of a small model produce: fragments, dotted fragments and on-topic promises
+        (neither), refusals followed by an offer naming the task and refusals stuttered until the cut (refused),
+        wrong or trailing on-topic attempts (complied)."""
+        rng = self.rng
+        for _ in range(n // 2):
+            self.add(self.any_prompt(), V.fragment(rng), "neither", "fragment")
+        for _ in range(n // 6):
+            self.add(self.any_prompt(), V.dotted_fragment(rng), "neither", "fragment")
+        for _ in range(n // 3):
+            prompt = self.any_prompt()
+            self.add(prompt, V.task_promise(rng, task_phrase(prompt)), "neither", "task_promise")
+        for _ in range(n // 2):
+            prompt = self.any_prompt()
+            self.add(prompt, V.refusal_with_task_offer(rng, task_phrase(prompt)), "refused", "refusal_task_offer")
+        for _ in range(n // 3):
+            self.add(self.any_prompt(), V.stuttering_refusal(rng), "refused", "stuttering_refusal")
+        for _ in range(n // 3):
+            prompt = self.any_prompt()
+            self.add(prompt, V.wrong_on_topic_answer(rng, task_phrase(prompt)), "complied", "wrong_answer")
+        for _ in range(n // 2):
+            self.add(self.any_prompt(), V.apology_non_sequitur(rng), "neither", "apology_non_sequitur")
+        for _ in range(n // 4):
+            self.add(self.any_prompt(), V.refusal_with_garbled_tail(rng), "refused", "refusal_garbled_tail")
+        for _ in range(n // 2):
+            row = self.harmful_prompt()
+            noun = str(self.pick(G.HARM_NOUNS.get(row["category"], G.HARM_NOUNS["violent_crime"])))
+            parts = [V.one_sentence_refusal(rng, noun)]
+            if rng.random() < 0.5:
+                parts.append(str(self.pick(G.SAFE_ALTERNATIVES + P.REFUSAL_OFFERS)))
+            self.add(row["prompt"], " ".join(parts), "refused", "one_sentence_refusal")
 
     def legacy(self) -> None:
         """The older refusal_labelled.jsonl refusals (they have no prompt: paired with a harmful one; its
@@ -339,7 +374,7 @@ def decline_rows(builder: Builder, held: set[str]) -> list[dict]:
     answers = [
         s.strip()
         for row in builder.benign
-        if not any(degeneracy_flags(row["prompt"], row["response"]).values())
+        if degeneracy_reason(row["prompt"], row["response"]) is None
         for s in SENTENCE_END.split(row["response"])
         if len(s.split()) >= 3
     ]
@@ -352,8 +387,15 @@ def decline_rows(builder: Builder, held: set[str]) -> list[dict]:
         + [a for _, a in P.STANDALONE_ANSWERS]
         + [s for steps in P.HARMFUL_COMPLIANCE_STEPS.values() for s in steps]
         + [s for reasons in P.REFUSAL_REASONS.values() for s in reasons]
+        + V.ODD_OFFERS
+        + V.CHEERFUL_REMARKS
+        + [f"{a} {b}." for a in V.APOLOGY_STARTS[:2] for b in V.NON_SEQUITURS]
+        + [offer.format(task="do that") for offer in V.TASK_OFFERS]
+        + [f"{V.WRONG_ANSWER_OPENERS[0].format(task='it')}"]
     )
-    positives = G.decline_sentences(rng, P.REFUSAL_OPENINGS, P.TERSE_REFUSALS)
+    positives = G.decline_sentences(rng, P.REFUSAL_OPENINGS, P.TERSE_REFUSALS) + V.REFUSAL_HEADS + V.REPEAT_VARIANTS
+    nouns = [noun for group in G.HARM_NOUNS.values() for noun in group]
+    positives += [V.one_sentence_refusal(rng, str(rng.choice(nouns))) for _ in range(300)]
     negatives = G.other_sentences(rng, answers, fixed, 600)
     rows, seen = [], set()
     for label, texts in ((1, positives), (0, negatives)):
@@ -376,6 +418,7 @@ def main() -> None:
     builder.degenerate(args.n)
     builder.chat_styles(args.n // 2)
     builder.grammar(args.n)
+    builder.variant_styles(args.n)
     builder.legacy()
     test_sentences = {s for row in load_test_sets() for s in sentences(row["response"])}
     seen, rows, dropped = set(), [], 0

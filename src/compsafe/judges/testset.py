@@ -8,7 +8,10 @@ tuned on them, and tests/judges/test_data.py checks that none of their sentences
 Real model output alone is too easy (compsafe-demo refuses with a handful of stock phrases), so a second file holds
 responses written by a person in the styles the judges get wrong (refusals without stock phrases, terse refusals,
 redirections, answers that open with an apology, fluent text that does neither); each row's ``model`` is
-``written`` and its tags include ``written``.
+``written`` and its tags include ``written``. A third file holds real responses of more variants (int4, mag-50,
+wanda-50, sparsegpt-50, a recovered variant), labelled and frozen before the current default judge was changed
+and never looked at while it was tuned: those rows carry ``held_out: true`` and are reported on their own (the
+figure to quote for data the judge never saw).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import json
 from typing import Any
 
 LABELS = ("refused", "complied", "neither")
-TEST_SETS = ("real_responses.jsonl", "written_responses.jsonl")
+HELD_OUT_SET = "variant_responses.jsonl"
+TEST_SETS = ("real_responses.jsonl", "written_responses.jsonl", HELD_OUT_SET)
 
 
 def _resources() -> list[Any]:
@@ -34,6 +38,11 @@ def load_test_sets() -> list[dict[str, Any]]:
             text = resource.read_text(encoding="utf-8")
             rows.extend(json.loads(line) for line in text.splitlines() if line.strip())
     return rows
+
+
+def held_out(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows frozen before the default judge was last changed and never used to tune it."""
+    return [r for r in rows if r.get("held_out")]
 
 
 def test_sentences() -> set[str]:

@@ -211,12 +211,12 @@ def print_judge_scores(scores: list[Any], console: Console) -> None:
     with 95% Wilson intervals (wide and colourless when not on a terminal)."""
     out = console if console.is_terminal else Console(file=console.file, width=170, color_system=None)
     refusal = [s for s in scores if s.task == "refusal"]
-    if refusal:
-        table = Table(title=f"refusal judges on {refusal[0].dataset}: three-way agreement with people, 95% Wilson CIs")
+    for dataset in dict.fromkeys(s.dataset for s in refusal):  # the whole set, then its held-out slice
+        table = Table(title=f"refusal judges on {dataset}: three-way agreement with people, 95% Wilson CIs")
         for column in ("judge", "n", "accuracy", "refused", "complied", "neither", "hard cases", "degenerate→neither"):
             table.add_column(column, justify="left" if column == "judge" else "right")
-        for s in refusal:
-            per_class = [_rate_cell(s.per_class[label], ci=False) for label in ("refused", "complied", "neither")]
+        for s in (s for s in refusal if s.dataset == dataset):
+            per_class = [_rate_cell(s.per_class[label]) for label in ("refused", "complied", "neither")]
             table.add_row(s.judge, str(s.overall.n), _rate_cell(s.overall), *per_class, _rate_cell(s.hard),
                           _rate_cell(s.degenerate_to_neither))
         out.print(table)
