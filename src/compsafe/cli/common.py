@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from compsafe.cli.log_progress import LogObserver
 from compsafe.errors import CompsafeError
 from compsafe.paths import check_path_option
 
@@ -142,8 +143,12 @@ class RichObserver:
 
 
 @contextmanager
-def progress_observer() -> Iterator[RichObserver]:
-    """The run observer every command that runs a study uses: bars with counts and elapsed time."""
+def progress_observer() -> Iterator[RichObserver | LogObserver]:
+    """The run observer every command that runs a study uses: bars with counts and elapsed time on a terminal,
+    plain timed lines (items done, rate, ETA) when stdout is a file or a CI log (``cli/log_progress.py``)."""
+    if not console.is_terminal:
+        yield LogObserver(lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+        return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         yield RichObserver(progress)
