@@ -88,3 +88,16 @@ def test_format_errors_are_one_line(tiny_llama_dir: Path, tmp_path: Path) -> Non
     assert sparse.exit_code == 2 and "--format dense" in sparse.output and not (tmp_path / "b").exists()
     auto = runner.invoke(app, [*base, "--recipe", "mag-50", "--out", str(tmp_path / "c")])
     assert auto.exit_code == 0 and read_manifest(tmp_path / "c")["export_format"] == "dense"
+
+
+@pytest.mark.parametrize("recipe", ["int4-gptq-g32-actorder", "int3-awq-g32"])
+def test_calibrated_quantizers_export_packed_exactly(tiny_llama_dir: Path, tmp_path: Path, recipe: str) -> None:
+    from compsafe.compress import CalibrationSpec
+
+    options, spec = LoadOptions(device="cpu", dtype="float32"), CalibrationSpec(n_samples=4, seq_len=32)
+    packed = export_variant(str(tiny_llama_dir), recipe, tmp_path / "ct", options, spec)
+    dense = export_variant(str(tiny_llama_dir), recipe, tmp_path / "d", options, spec, export_format="dense")
+    assert read_manifest(packed)["state_digest"] == read_manifest(dense)["state_digest"]  # the same variant
+    plain = AutoModelForCausalLM.from_pretrained(packed, dtype=torch.float32)
+    reference = load_model(str(dense), options)
+    assert torch.equal(logits(plain, reference.tokenizer), logits(reference.model, reference.tokenizer))
