@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -130,6 +130,7 @@ SENSITIVITY_OPTIONS = [
 
 @FIXTURES_OK
 @given(option=st.sampled_from(SENSITIVITY_OPTIONS), value=FLAG_VALUE)
+@example(option="--out", value="")  # the current folder as the JSON file: found by the long profile
 def test_fuzz_sensitivity_flags(workspace: Path, tiny_llama_dir: Path, option: str, value: str) -> None:
     diag = _fresh(workspace, "diag")
     base = {"--model": str(tiny_llama_dir), "--prompts": "2", "--passages": "1", "--calibration-samples": "1"}
@@ -200,6 +201,8 @@ DATA_FILE = st.one_of(
     which=st.sampled_from(["safety_train.jsonl", "benign_train.jsonl", "both-missing"]),
     content=DATA_FILE,
 )
+@example(command="distill", which="safety_train.jsonl", content=b'{"prompt": "0", "response": "", "weight": null}')
+@example(command="distill", which="benign_train.jsonl", content=b'{"prompt": ["a"], "response": "b"}')
 def test_fuzz_training_data_dir(
     workspace: Path, tiny_llama_dir: Path, monkeypatch, command: str, which: str, content: bytes
 ) -> None:

@@ -184,10 +184,21 @@ def _store(path: Path | None) -> Iterator[Any]:
         store.close()
 
 
+def _check_json_out(out: Path | None) -> None:
+    """Refuse a folder as ``--out`` before minutes of measuring, not when the result is written."""
+    if out is not None and out.is_dir():
+        raise ConfigError(f"--out {out} is a folder: pass the path of a .json file to write the result to")
+
+
 def _write_json(out: Path | None, result: dict[str, Any]) -> None:
-    if out is not None:
+    if out is None:
+        return
+    _check_json_out(out)
+    try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write --out {out} ({exc.strerror or exc}): pass a writable file path") from None
 
 
 @dataclass(frozen=True)
@@ -212,6 +223,7 @@ def _diagnose(
     calibration, store)`` with the store open, and write the result to ``setup.out``."""
     from compsafe.compress import CalibrationSpec, build_calibration, needs_calibration, parse_recipe
 
+    _check_json_out(setup.out)
     handle = _load(setup.model, setup.device, setup.dtype)
     calibration = None
     if calibrate or needs_calibration(parse_recipe(recipe)):

@@ -196,8 +196,12 @@ def load_training_rows(path: Path) -> list[dict[str, Any]]:
         raise DataFileError(f"training file {path} does not exist: build it with `compsafe align --build-data`")
     rows = []
     for number, row in jsonl_objects(read_text_file(path, "training file"), str(path)):
-        if not row.get("prompt") or not isinstance(row.get("response"), str):
+        prompt, response = row.get("prompt"), row.get("response")
+        if not isinstance(prompt, str) or not prompt.strip() or not isinstance(response, str):
             raise DataFileError(f"{path}:{number} needs 'prompt' and 'response' strings: fix or rebuild the file")
+        weight = row.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < float("inf"):
+            raise DataFileError(f"{path}:{number}: 'weight' must be a number >= 0 (or left out for 1), not {weight!r}")
         rows.append(row)
     return rows
 
