@@ -139,3 +139,11 @@ def test_nonfinite_check_sees_every_floating_parameter() -> None:
     with torch.no_grad():
         layer.bias[0] = float("inf")
     assert nonfinite_parameters(layer) == ["bias"]
+
+
+def test_an_out_past_the_os_name_limit_is_one_line(tmp_path: Path) -> None:
+    out = tmp_path / ("a" * 5000)
+    result = CliRunner().invoke(app, ["run", "--probes", "mcqa", "--limit", "1", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit | None) and "Traceback" not in result.output
+    assert "cannot create the lock file" in result.output

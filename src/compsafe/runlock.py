@@ -20,6 +20,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
+from compsafe import paths
 from compsafe.errors import RunFolderError
 
 LOCK_NAME = ".compsafe.lock"
@@ -62,7 +63,7 @@ def _missing_parents(path: Path) -> list[Path]:
     """The folders above ``path`` that do not exist yet, deepest first (what creating it would add)."""
     missing = []
     for parent in Path(path).absolute().parents:
-        if parent.exists():
+        if paths.exists(parent):  # never raises: a name past the OS limit reads as missing
             break
         missing.append(parent)
     return missing
@@ -88,7 +89,7 @@ def run_locks(out: Path, store: Path) -> Iterator[None]:
     """
     out_lock = Path(out) / LOCK_NAME
     store_lock = Path(store).with_name(Path(store).name + ".lock")
-    created = [p for p in dict.fromkeys((out_lock, store_lock)) if not p.exists()]
+    created = [p for p in dict.fromkeys((out_lock, store_lock)) if not paths.exists(p)]
     folders = list(dict.fromkeys(_missing_parents(out_lock) + _missing_parents(store_lock)))
     try:
         with ExitStack() as stack:
