@@ -11,6 +11,7 @@ Limits: nesting depth and integer digits, see ``compsafe.limits`` (environment v
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,16 @@ def read_text_file(path: Path, what: str) -> str:
 def read_json_file(path: Path, what: str, *, non_finite: bool = False) -> Any:
     """A user's JSON file, read and checked (``loads_checked``)."""
     return loads_checked(read_text_file(path, what), f"{what} {path}", non_finite=non_finite)
+
+
+def jsonl_objects(text: str, origin: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSONL text, each read with compsafe's JSON limits
+    (``loads_checked``); a line that is not one JSON object is a one-line DataFileError naming
+    ``origin:line`` (every JSONL reader shares these messages)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = loads_checked(line, f"{origin}:{number}")
+        if not isinstance(row, dict):
+            raise DataFileError(f"{origin}:{number}: expected a JSON object per line, got {type(row).__name__}")
+        yield number, row

@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from compsafe.errors import DataFileError, RunFolderError
-from compsafe.jsonio import read_text_file
+from compsafe.jsonio import jsonl_objects, read_text_file
 from compsafe.judges import RefusalJudge, RefusalVerdict, get_judge
-from compsafe.probes.datasets import jsonl_objects
 
 BATCH = 64
 PAIR_FIELDS = ("id", "prompt", "response")

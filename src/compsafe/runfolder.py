@@ -61,7 +61,7 @@ def write_run(out: Path, summary: dict[str, Any], records: dict[str, dict[str, l
     for label, by_probe in records.items():
         for probe, rows in by_probe.items():
             lines = "".join(json.dumps(json_safe(r), ensure_ascii=False) + "\n" for r in rows)
-            atomic_write(out / "records" / safe_name(label) / f"{probe}.jsonl", lines)
+            atomic_write(record_file(out, label, probe), lines)
     atomic_write(out / "summary.json", json.dumps(summary_document(summary), indent=2, ensure_ascii=False) + "\n")
 
 
@@ -74,16 +74,9 @@ def read_record_file(path: Path) -> list[dict[str, Any]]:
     """A run's records file read back with compsafe's JSON limits; a damaged file (not UTF-8, not one JSON object
     per line) is a one-line RunFolderError naming the file and line, with the way out."""
     from compsafe.errors import DataFileError
-    from compsafe.jsonio import loads_checked, read_text_file
+    from compsafe.jsonio import jsonl_objects, read_text_file
 
-    rows = []
     try:
-        for number, line in enumerate(read_text_file(path, "records file").splitlines(), start=1):
-            if line.strip():
-                row = loads_checked(line, f"{path}:{number}")
-                if not isinstance(row, dict):
-                    raise DataFileError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
-                rows.append(row)
+        return [row for _, row in jsonl_objects(read_text_file(path, "records file"), str(path))]
     except DataFileError as exc:
         raise RunFolderError(f"{exc} (the run folder is damaged: rerun `compsafe run` into it to rewrite it)") from None
-    return rows

@@ -97,7 +97,7 @@ def run_locks(out: Path, store: Path) -> Iterator[None]:
             stack.enter_context(_locked(store_lock, f"results store {store}", "pass another --store"))
             yield
     except BaseException:
-        if out_lock in created or store_lock in created:
+        if created:
             _remove_if_ours(created, folders)
         raise
 

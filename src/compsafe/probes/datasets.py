@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import csv
 import importlib.resources
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from compsafe import paths
 from compsafe.errors import DataFileError, UnknownNameError
-from compsafe.jsonio import loads_checked, read_text_file
+from compsafe.jsonio import jsonl_objects, loads_checked, read_text_file
 from compsafe.limits import max_item_chars
 from compsafe.models.catalog import package_dir
 
@@ -56,19 +56,6 @@ def package_file(package: str, relative: str, parse: Callable[[Path], list[dict[
         return parse(root / relative)
 
     return load
-
-
-def jsonl_objects(text: str, origin: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line of a JSONL text, each read with compsafe's JSON limits
-    (``compsafe.jsonio``); a line that is not one JSON object is a one-line DataFileError naming
-    ``origin:line`` (every JSONL reader shares these messages)."""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        row = loads_checked(line, f"{origin}:{number}")
-        if not isinstance(row, dict):
-            raise DataFileError(f"{origin}:{number}: expected a JSON object per line, got {type(row).__name__}")
-        yield number, row
 
 
 def parse_jsonl(text: str, origin: str) -> list[dict[str, Any]]:

@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from compsafe.errors import DataFileError
-from compsafe.jsonio import read_text_file
-from compsafe.probes.datasets import jsonl_objects
+from compsafe.jsonio import jsonl_objects, read_text_file
 
 NEAR_DUPLICATE_JACCARD = 0.6
 SAFETY_TRAIN_FILE = "safety_train.jsonl"
