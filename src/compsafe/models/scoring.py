@@ -142,7 +142,7 @@ def score_groups(
             input_ids=tail_ids.to(device),
             attention_mask=torch.cat([mask[g_of_row], tail_mask], dim=1).to(device),
             position_ids=tail_positions.to(device),
-            use_cache=False,
+            use_cache=True,
             **{cache_argument(model): cache},
         ).logits
         later = torch.log_softmax(logits.float(), dim=-1).cpu()  # [rows, width, vocab]
