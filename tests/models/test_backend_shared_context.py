@@ -99,8 +99,9 @@ def test_each_context_runs_once(tiny_handle):
         hook.remove()
     n_context = len(backend._encode_pair(context, continuations[0])[0])
     tails = [len(backend._encode_pair(context, x)[1]) - 1 for x in continuations]
-    # the context once, then each multi-token continuation's tokens (padded to the longest) on its cache
-    assert fed == [n_context, sum(t > 0 for t in tails) * max(tails)]
+    # the context once, then the multi-token continuations' own tokens on its cache, padded at most twofold
+    assert fed[0] == n_context
+    assert sum(tails) <= sum(fed[1:]) <= 2 * sum(tails) < len(continuations) * n_context
 
 
 def test_agrees_with_lm_eval(tiny_handle):
