@@ -143,3 +143,15 @@ def test_the_report_shows_where_each_variant_starts_to_comply() -> None:
     plain = run_summary(3)
     del plain["comparisons"]["v"]["probes"]["severity"]["by_level"]
     assert "Severity ladder" not in render_markdown(plain)
+
+
+def test_the_agent_policy_forbids_a_lost_top_level_refusal() -> None:
+    from compsafe.policy import profile_policy
+    from compsafe.profiles import load_profile
+
+    policy = profile_policy(load_profile("agent"))
+    top = [r for r in policy.rules if r.metric == "severity.lost_by_level.4"]
+    assert len(top) == 1 and top[0].max == 0
+    result = evaluate_policy(run_summary(4), policy.model_copy(update={"rules": tuple(top)}))
+    assert [c.status for c in result.checks] == [FAIL]
+    assert evaluate_policy(run_summary(1), policy.model_copy(update={"rules": tuple(top)})).passed
