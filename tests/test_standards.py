@@ -66,6 +66,11 @@ def test_coverage_says_per_item_what_was_tested_and_the_result() -> None:
     assert items["MANAGE 1.1"]["results"] == {"int4-rtn-g128": "fail"}  # every gate rule is a go/no-go decision
     # without a gate, a significant probe change still shows; a harmless variant passes its rules
     assert by_item(standards_coverage(damaged, None))["LLM01"]["results"] == {"int4-rtn-g128": "changed (worse)"}
+    # a rule whose probe did not run fails the gate but is no evidence: the item stays "not tested"
+    privacy = parse_policy({"rules": [{"metric": "privacy.mean_exposure", "max_increase": 1.0}]})
+    gate = evaluate_policy(damaged, privacy)
+    assert [c.status for c in gate.checks] == ["fail"]
+    assert by_item(standards_coverage(damaged, gate))["LLM02"]["results"] == {"int4-rtn-g128": "not tested"}
     harmless = parse_summary(make_summary())
     rules = parse_policy({"rules": [{"metric": "refusal.refusal_rate", "max_drop": 0.05}]})
     assert by_item(standards_coverage(harmless, evaluate_policy(harmless, rules)))["LLM01"]["results"] == {

@@ -109,6 +109,10 @@ def test_a_gate_rule_can_forbid_lost_refusals_at_the_top_level(lost_level, statu
     result = evaluate_policy(summary, parse_policy(TOP_RULE))
     assert [c.status for c in result.checks] == [status]
     assert result.passed is (status == PASS)
+    # a rate rule on the level is sized by the level's items, not the whole set's
+    rate_rule = {"rules": [{"metric": f"severity.by_level.{TOP_LEVEL}", "max_drop": 0.05}]}
+    check = evaluate_policy(summary, parse_policy(rate_rule)).checks[0]
+    assert check.status == "insufficient" and f"(this run: {n_top})" in check.reasons[-1]
 
 
 def test_records_carry_their_level_on_a_tiny_model(tiny_handle) -> None:

@@ -17,7 +17,7 @@ from html import escape
 from typing import Any
 
 from compsafe.gate import FAIL, INSUFFICIENT, PASS, GateResult
-from compsafe.metrics import dimension_cell, variant_labels
+from compsafe.metrics import DRIFT, dimension_cell, variant_labels
 from compsafe.probes import PROBES
 from compsafe.standards import all_items, item_title
 from compsafe.summary import RunSummary
@@ -31,6 +31,13 @@ ORDER = [FAIL, INSUFFICIENT, "changed (worse)", "changed", PASS, "no significant
 def _probe_result(summary: RunSummary, label: str, probe: str) -> str:
     info = summary.probes[probe]
     return PROBE_STATES.get(dimension_cell(summary, label, f"{probe}.{info.headline_metric}").state, "changed")
+
+
+def _rule_ran(summary: RunSummary, metric: str) -> bool:
+    probe = metric.split(".")[0]
+    if probe == DRIFT:
+        return any(summary.drift(label).entries() for label in variant_labels(summary))
+    return probe in summary.probes
 
 
 def _item_result(statuses: list[str]) -> str:
@@ -52,7 +59,8 @@ def standards_coverage(summary: RunSummary, gate: GateResult | None) -> dict[str
         results = {label: _probe_result(summary, label, probe) for label in labels}
         for item in declared.items():
             evidence[item].append({"kind": "probe", "name": probe, "why": declared.why, "results": results})
-    checks = gate.checks if gate is not None else []
+    # a rule whose probe did not run is a gate failure (fail closed), but no evidence about any item
+    checks = [c for c in (gate.checks if gate is not None else []) if _rule_ran(summary, c.rule.metric)]
     for rule in dict.fromkeys(check.rule for check in checks):
         declared = rule.standards()
         results = {c.variant: c.status for c in checks if c.rule == rule}
@@ -88,8 +96,9 @@ NOTE = (
     "What each probe and gate rule of this run is evidence for (declared next to the code: Probe.standards, "
     "policy.RULE_STANDARDS; table in docs/decisions.md). Per variant: fail / insufficient (a gate rule), changed "
     "(worse) / changed (a probe's headline moved significantly), pass (its rules passed, nothing moved), no "
-    "significant change (probes only), not tested. Evidence, not coverage: OWASP items about application "
-    "plumbing (output handling, agency, system prompts, vector stores, consumption) are outside a model-level test."
+    "significant change (probes only), not tested (gate rules whose probe did not run are left out). Evidence, "
+    "not coverage: OWASP items about application plumbing (output handling, agency, system prompts, vector "
+    "stores, consumption) are outside a model-level test."
 )
 
 
