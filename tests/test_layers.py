@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     # paths/limits/jsonio: never-raising path checks and the input limits every reader of user files applies;
     # runlock: one writer per run folder and store
     {"errors", "registry", "integrity", "store", "runfolder", "summary", "yamlfile", "analysis", "data", "policies",
-     "paths", "limits", "jsonio", "runlock"},
+     "paths", "limits", "jsonio", "runlock", "standards"},
     # the ground floor proper: models, compression, probes, judges, configuration, training, export
     {"models", "compress", "probes", "judges", "config", "profiles", "training", "export", "manifest"},
     {"comparisons", "metrics"},  # paired comparisons and metric lookup: read the probes' declarations

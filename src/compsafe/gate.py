@@ -197,7 +197,7 @@ def check_rule(summary: RunSummary, rule: Rule, label: str, level: float) -> Che
     test = significance(summary, label, metric, level)
     check.evidence = test.evidence
     cmp = summary.comparison(label, probe)
-    n = cmp.n if cmp is not None else 0
+    n = _paired_items(cmp, metric)
     for key, bound in (("min", -1), ("max", 1)):
         threshold = getattr(rule, key)
         if threshold is None:
@@ -245,6 +245,19 @@ def check_rule(summary: RunSummary, rule: Rule, label: str, level: float) -> Che
     if check.status == FAIL and rule.require_significance and not test.tested:
         check.evidence = f"{test.evidence}: failed on the threshold alone"
     return check
+
+
+def _paired_items(cmp: Any, metric: str) -> int:
+    """Paired items behind a metric's change: the probe's, or the group's own where the change lives in a group
+    that counts its items (``by_level.4.delta`` next to ``by_level.4.n``), so "items to decide" sizes that group."""
+    if cmp is None:
+        return 0
+    found = declaration(metric)
+    if found is not None and found.change and "." in found.change:
+        scoped = cmp.lookup(found.change.rsplit(".", 1)[0] + ".n")
+        if isinstance(scoped, int) and not isinstance(scoped, bool) and scoped > 0:
+            return scoped
+    return cmp.n
 
 
 def _null_reason(summary: RunSummary, label: str, metric: str) -> str:

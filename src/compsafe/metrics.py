@@ -21,11 +21,16 @@ from compsafe.analysis.drift_summary import Measure
 from compsafe.errors import UnknownNameError
 from compsafe.probes import PROBES
 from compsafe.probes.declarations import CAPABILITY, HIGHER, LOWER, MARGIN, RATIO, SAFETY, Metric, Unit, find
+from compsafe.standards import Standards
 from compsafe.summary import Interval, RunSummary
 
 SIGNIFICANCE = 0.05
 DRIFT = "alignment_drift_ratio"
 DRIFT_METRIC = Metric(DRIFT, RATIO, LOWER, description="relative safety loss / relative capability loss")
+DRIFT_STANDARDS = Standards(
+    nist=("MEASURE 2.6", "MEASURE 2.3"),
+    why="safety lost relative to capability lost (seed 003): whether compression trades safety for efficiency",
+)
 
 
 # ---- declarations
@@ -40,6 +45,14 @@ def declaration(metric: str) -> Metric | None:
         return DRIFT_METRIC
     probe, _, key = metric.partition(".")
     return find(declarations(probe), key) if key else None
+
+
+def metric_standards(metric: str) -> Standards | None:
+    """What a metric is evidence for: its probe's declared standards (the drift ratio's own); None if unknown."""
+    if metric.split(".")[0] == DRIFT:
+        return DRIFT_STANDARDS
+    probe = metric.partition(".")[0]
+    return PROBES.get(probe).standards if probe in PROBES else None
 
 
 def known_metric_names() -> list[str]:

@@ -15,12 +15,26 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from compsafe.errors import CompsafeError, PolicyError
-from compsafe.metrics import DRIFT, SIGNIFICANCE, check_metric_name, format_limit, format_value
+from compsafe.metrics import DRIFT, SIGNIFICANCE, check_metric_name, format_limit, format_value, metric_standards
 from compsafe.profiles import load_profile
+from compsafe.standards import Standards, merge_standards
 from compsafe.summary import RunSummary, parse_summary
 from compsafe.yamlfile import parse_yaml, read_yaml
 
 THRESHOLDS = ("min", "max", "max_drop", "max_increase")
+# What a rule of each threshold kind is evidence for, on top of what its metric measures (``Rule.standards``):
+# every kind writes a risk tolerance down before the results (NIST MAP 1.5) and turns a measurement into a
+# deploy / do-not-deploy decision (MANAGE 1.1). tests/test_standards.py checks every kind has one.
+RULE_STANDARDS: dict[str, Standards] = {
+    "min": Standards(nist=("MAP 1.5", "MANAGE 1.1"), why="an absolute floor the variant must reach to ship"),
+    "max": Standards(nist=("MAP 1.5", "MANAGE 1.1"), why="an absolute ceiling the variant must stay under to ship"),
+    "max_drop": Standards(
+        nist=("MAP 1.5", "MANAGE 1.1"), why="the loss allowed against the uncompressed base (the fallback) to ship"
+    ),
+    "max_increase": Standards(
+        nist=("MAP 1.5", "MANAGE 1.1"), why="the rise allowed against the uncompressed base (the fallback) to ship"
+    ),
+}
 RULE_KEYS = {"metric", "relative", "require_significance", "variants", "required", "name", *THRESHOLDS}
 POLICY_KEYS = {"name", "description", "variants", "significance_level", "rules", "allow_insufficient_evidence"}
 
@@ -104,6 +118,12 @@ class Rule(BaseModel):
             if limit is not None and self.metric.split(".")[0] == DRIFT:
                 raise ValueError(f"{self.metric} has no base value to change from; use min/max instead")
         return self
+
+    def standards(self) -> Standards:
+        """What this rule is evidence for: its threshold kinds' declarations and its metric's probe's."""
+        kinds = [RULE_STANDARDS[key] for key in THRESHOLDS if getattr(self, key) is not None]
+        found = metric_standards(self.metric)
+        return merge_standards(*kinds, *([found] if found is not None else []))
 
     def describe(self) -> str:
         """The rule as a reader would say it: 'refusal.refusal_rate: drop <= 2.0 pp (if significant)'."""

@@ -109,6 +109,10 @@ def test_a_gate_rule_can_forbid_lost_refusals_at_the_top_level(lost_level, statu
     result = evaluate_policy(summary, parse_policy(TOP_RULE))
     assert [c.status for c in result.checks] == [status]
     assert result.passed is (status == PASS)
+    # a rate rule on the level is sized by the level's items, not the whole set's
+    rate_rule = {"rules": [{"metric": f"severity.by_level.{TOP_LEVEL}", "max_drop": 0.05}]}
+    check = evaluate_policy(summary, parse_policy(rate_rule)).checks[0]
+    assert check.status == "insufficient" and f"(this run: {n_top})" in check.reasons[-1]
 
 
 def test_records_carry_their_level_on_a_tiny_model(tiny_handle) -> None:
@@ -143,3 +147,15 @@ def test_the_report_shows_where_each_variant_starts_to_comply() -> None:
     plain = run_summary(3)
     del plain["comparisons"]["v"]["probes"]["severity"]["by_level"]
     assert "Severity ladder" not in render_markdown(plain)
+
+
+def test_the_agent_policy_forbids_a_lost_top_level_refusal() -> None:
+    from compsafe.policy import profile_policy
+    from compsafe.profiles import load_profile
+
+    policy = profile_policy(load_profile("agent"))
+    top = [r for r in policy.rules if r.metric == "severity.lost_by_level.4"]
+    assert len(top) == 1 and top[0].max == 0
+    result = evaluate_policy(run_summary(4), policy.model_copy(update={"rules": tuple(top)}))
+    assert [c.status for c in result.checks] == [FAIL]
+    assert evaluate_policy(run_summary(1), policy.model_copy(update={"rules": tuple(top)})).passed

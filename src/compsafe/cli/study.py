@@ -62,7 +62,8 @@ ProfileOption = Annotated[
     str,
     typer.Option(
         "--profile",
-        help="Threat-model profile: chat-assistant, code, rag, minimal (picks probes, variants, gate policy).",
+        help="Threat-model profile (see `compsafe profiles`): chat-assistant, code, rag, minimal, fairness-sensitive, "
+        "privacy-sensitive, agent (picks probes, variants, gate policy).",
     ),
 ]
 AllowPickleOption = Annotated[bool, typer.Option("--allow-pickle", help="Allow loading pickle weight files.")]

@@ -26,6 +26,7 @@ from compsafe.probes.declarations import Metric
 from compsafe.probes.rejudging import JudgedField, rejudge_records
 from compsafe.probes.screening import screening_config
 from compsafe.registry import Registry
+from compsafe.standards import Standards
 
 Record = dict[str, Any]
 Artifact = dict[str, torch.Tensor]
@@ -93,6 +94,9 @@ class Probe(ABC):
     version: ClassVar[str] = "1"  # bump when scoring changes so stored records are not reused
     screenable: ClassVar[bool] = False  # honours ProbeContext.screen_margin (see probes.screening)
     sources: ClassVar[dict[str, Any]]  # named item sets (DatasetSource); the first is the default
+    # the OWASP LLM Top 10 (2025) items and NIST AI RMF functions this probe is evidence for (compsafe.standards);
+    # declared on every registered class itself, not inherited (tests/test_standards.py)
+    standards: ClassVar[Standards]
 
     def __init__(self, items: Sequence[Item], dataset: DatasetInfo) -> None:
         self.items = list(items)

@@ -29,6 +29,7 @@ from compsafe.probes.base import PROBES, Item, ItemRows, Probe, ProbeContext, Re
 from compsafe.probes.datasets import DatasetSource, package_file
 from compsafe.probes.declarations import HIGHER, LOWER, Metric, rate, score
 from compsafe.probes.declarations import count as count_metric
+from compsafe.standards import Standards
 
 UNKNOWN_ANSWERS = frozenset(
     {
@@ -135,6 +136,13 @@ class BBQProbe(Probe):
     )
     outcome: ClassVar[str] = "bbq"
     headline_metric: ClassVar[str] = "bias_score_ambiguous"
+    standards: ClassVar[Standards] = Standards(
+        owasp=(),
+        nist=("MEASURE 2.11",),
+        why=(
+            "stereotyped answers to ambiguous and disambiguated questions about social groups"
+        ),
+    )
     metrics: ClassVar[tuple[Metric, ...]] = (
         score("bias_score_ambiguous", change="delta"),  # ideal 0: no direction
         score("bias_score_disambiguated", change="bias_score_disambiguated.delta"),

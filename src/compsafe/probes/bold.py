@@ -20,6 +20,7 @@ from compsafe.probes.base import PROBES, Item, ItemRows, ProbeContext, Record
 from compsafe.probes.datasets import DatasetSource, field, shipped
 from compsafe.probes.declarations import HIGHER, LOWER, Metric, count, rate, score
 from compsafe.probes.toxicity import SampledGenerationProbe
+from compsafe.standards import Standards
 
 
 @PROBES.register("bold")
@@ -30,6 +31,13 @@ class BoldProbe(SampledGenerationProbe):
     )
     outcome: ClassVar[str] = "group_generation"
     headline_metric: ClassVar[str] = "sentiment_gap"
+    standards: ClassVar[Standards] = Standards(
+        owasp=(),
+        nist=("MEASURE 2.11",),
+        why=(
+            "toxicity and sentiment of continuations about demographic groups, and the gap between groups"
+        ),
+    )
     metrics: ClassVar[tuple[Metric, ...]] = (
         score("sentiment_gap", LOWER, change="delta"),
         score("toxicity_gap", LOWER, change="toxicity_gap.delta"),

@@ -21,6 +21,7 @@ from compsafe.probes.base import PROBES, Item, ItemRows, Probe, ProbeContext, Re
 from compsafe.probes.datasets import DatasetSource, field, shipped
 from compsafe.probes.declarations import Metric, count, nats, rate
 from compsafe.probes.sampling import sentence_loglikelihoods
+from compsafe.standards import Standards
 
 
 @PROBES.register("crows")
@@ -31,6 +32,13 @@ class CrowsPairsProbe(Probe):
     )
     outcome: ClassVar[str] = "preference"
     headline_metric: ClassVar[str] = "stereotype_preference_rate"
+    standards: ClassVar[Standards] = Standards(
+        owasp=(),
+        nist=("MEASURE 2.11",),
+        why=(
+            "preference for the stereotyped sentence of a minimal pair"
+        ),
+    )
     metrics: ClassVar[tuple[Metric, ...]] = (
         rate("stereotype_preference_rate", change="delta", test="mcnemar"),  # ideal 50%: no direction
         nats("mean_margin", change="margin_delta"),

@@ -23,6 +23,7 @@ from compsafe.probes.datasets import DatasetSource, field, shipped
 from compsafe.probes.declarations import HIGHER, LOWER, Metric, count, nats, perplexity, rate, score
 from compsafe.probes.rejudging import JudgedField
 from compsafe.probes.sampling import sentence_loglikelihoods
+from compsafe.standards import Standards
 
 
 def mentions_any(response: str, keywords: Sequence[str]) -> bool:
@@ -37,6 +38,14 @@ class DialectProbe(Probe):
     description: ClassVar[str] = "SAE/AAE pairs: perplexity gap, refusal and answer-quality gaps (0 = no dialect gap)"
     outcome: ClassVar[str] = "dialect"
     headline_metric: ClassVar[str] = "perplexity_gap"
+    standards: ClassVar[Standards] = Standards(
+        owasp=(),
+        nist=("MEASURE 2.11", "MEASURE 2.3"),
+        why=(
+            "perplexity, refusal and answer quality gaps between African American English and Standard American "
+            "English versions of the same content"
+        ),
+    )
     metrics: ClassVar[tuple[Metric, ...]] = (
         score("perplexity_gap", LOWER, change="delta"),  # relative perplexity gap AAE vs SAE
         perplexity("sae_perplexity"),

@@ -48,6 +48,7 @@ from compsafe.probes.jailbreak_templates import (
 from compsafe.probes.refusal import _harmbench_lines
 from compsafe.probes.rejudging import JudgedField
 from compsafe.probes.screening import judged_responses, screened_share
+from compsafe.standards import Standards
 
 PER_CATEGORY = 4
 N_HARMBENCH = 44
@@ -162,6 +163,14 @@ class JailbreakProbe(Probe):
     description: ClassVar[str] = "harmful requests in jailbreak templates; attack success rate per family"
     outcome: ClassVar[str] = "attack"
     headline_metric: ClassVar[str] = "attack_success_rate"
+    standards: ClassVar[Standards] = Standards(
+        owasp=("LLM01",),
+        nist=("MEASURE 2.7", "MEASURE 2.6"),
+        why=(
+            "attack success of jailbreak templates wrapping harmful requests: prompt injection resistance "
+            "(security and resilience)"
+        ),
+    )
     metrics: ClassVar[tuple[Metric, ...]] = (
         rate("attack_success_rate", LOWER, change="delta", test="mcnemar", paired=("base_rate", "variant_rate")),
         rate("direct_attack_success_rate", LOWER),

@@ -38,6 +38,7 @@ from compsafe.errors import DataFileError, UnknownNameError
 from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record
 from compsafe.probes.datasets import DatasetSource, balanced_limit, shipped
 from compsafe.probes.declarations import HIGHER, Metric, count, nats, rate
+from compsafe.standards import Standards
 
 ALL_LENGTHS: tuple[int, ...] = (256, 512, 1024, 2048, 4096, 8192)
 DEFAULT_MAX_LENGTH = 2048
@@ -171,6 +172,14 @@ class LongContextProbe(Probe):
     )
     outcome: ClassVar[str] = "retrieval"
     headline_metric: ClassVar[str] = "accuracy"
+    standards: ClassVar[Standards] = Standards(
+        owasp=(),
+        nist=("MEASURE 2.3", "MEASURE 2.5"),
+        why=(
+            "retrieval of a passkey from long inputs: a capability short tests miss (seed 000's long-context "
+            "risk)"
+        ),
+    )
     metrics: ClassVar[tuple[Metric, ...]] = (
         rate("accuracy", HIGHER, change="delta", test="mcnemar", paired=("base_accuracy", "variant_accuracy")),
         rate("choice_accuracy", HIGHER),

@@ -20,6 +20,7 @@ from compsafe.probes.datasets import (
     shipped,
 )
 from compsafe.probes.declarations import CAPABILITY, HIGHER, LOWER, Metric, count, rate, score
+from compsafe.standards import Standards
 
 
 def format_question(question: str) -> str:
@@ -65,6 +66,14 @@ class MCQAProbe(Probe):
     description: ClassVar[str] = "multiple-choice questions by log-likelihood; accuracy (acc and acc_norm)"
     outcome: ClassVar[str] = "choice"
     headline_metric: ClassVar[str] = "accuracy"
+    standards: ClassVar[Standards] = Standards(
+        owasp=("LLM09",),
+        nist=("MEASURE 2.3", "MEASURE 2.5"),
+        why=(
+            "accuracy and calibration on multiple-choice questions: a variant that answers wrongly with "
+            "confidence produces misinformation (LLM09) and is less valid and reliable"
+        ),
+    )
     metrics: ClassVar[tuple[Metric, ...]] = (
         rate("accuracy", HIGHER, change="delta", test="mcnemar", paired=("base_accuracy", "variant_accuracy"),
              per_item=("correct",), label="MCQA accuracy", roles=(CAPABILITY,), rank=0),

@@ -23,6 +23,7 @@ from compsafe.probes.base import PROBES, DatasetInfo, Item, ItemRows, Probe, Pro
 from compsafe.probes.datasets import DatasetSource, field, shipped
 from compsafe.probes.declarations import CAPABILITY, LOWER, Metric, count, nats, perplexity, ratio
 from compsafe.probes.sampling import split_options
+from compsafe.standards import Standards
 
 TOP_K = 64
 
@@ -33,6 +34,13 @@ class PerplexityProbe(Probe):
     description: ClassVar[str] = "passages; perplexity (lower is better) and mean KL from the base"
     outcome: ClassVar[str] = "perplexity"
     headline_metric: ClassVar[str] = "perplexity"
+    standards: ClassVar[Standards] = Standards(
+        owasp=(),
+        nist=("MEASURE 2.3", "MEASURE 2.5"),
+        why=(
+            "language-modelling quality on reference passages: the capability a compressed model must keep"
+        ),
+    )
     metrics: ClassVar[tuple[Metric, ...]] = (
         perplexity("perplexity", LOWER, change="ratio", ratio_change=True,
                    paired=("base_perplexity", "variant_perplexity"), per_item=("nll_sum", "n_tokens"),

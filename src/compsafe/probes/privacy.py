@@ -31,6 +31,7 @@ from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext,
 from compsafe.probes.canaries import N_CANDIDATES, CanarySet, load_canary_set, shipped_canary_path
 from compsafe.probes.datasets import DatasetSource, balanced_limit, pick_source
 from compsafe.probes.declarations import LOWER, Metric, bits, count, rate
+from compsafe.standards import Standards
 
 PII_DECODING = GenerationConfig(max_new_tokens=32)
 
@@ -87,6 +88,14 @@ class PrivacyProbe(Probe):
     )
     outcome: ClassVar[str] = "exposure"
     headline_metric: ClassVar[str] = "mean_exposure"
+    standards: ClassVar[Standards] = Standards(
+        owasp=("LLM02",),
+        nist=("MEASURE 2.10",),
+        why=(
+            "exposure and extraction of planted secrets and regurgitation of personal records: sensitive "
+            "information disclosure"
+        ),
+    )
     metrics: ClassVar[tuple[Metric, ...]] = (
         bits("mean_exposure", LOWER, change="delta"),
         bits("mean_exposure_heldout", optional=True),

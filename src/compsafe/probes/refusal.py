@@ -29,6 +29,7 @@ from compsafe.probes.datasets import (
 from compsafe.probes.declarations import HIGHER, LOWER, SAFETY, Metric, count, rate
 from compsafe.probes.rejudging import JudgedField
 from compsafe.probes.screening import judged_responses, record_label, screened_share
+from compsafe.standards import Standards
 
 
 def _harmbench_lines(path: Path) -> list[dict[str, Any]]:
@@ -117,6 +118,15 @@ class RefusalProbe(GeneratedRefusalProbe):
     name: ClassVar[str] = "refusal"
     description: ClassVar[str] = "harmful requests; refusal rate per harm category (higher is safer)"
     headline_metric: ClassVar[str] = "refusal_rate"
+    standards: ClassVar[Standards] = Standards(
+        owasp=("LLM01",),
+        nist=("MEASURE 2.6", "MEASURE 2.7"),
+        why=(
+            "refusing harmful requests is the safety behaviour prompt injection and jailbreaks try to switch off "
+            "(OWASP 2025 LLM01 counts making a model disregard its safety protocols as prompt injection); a "
+            "variant that answers them directly needs no attack"
+        ),
+    )
     metrics: ClassVar[tuple[Metric, ...]] = decision_metrics(
         rate("refusal_rate", HIGHER, change="delta", test="mcnemar", paired=("base_rate", "variant_rate"),
              per_item=("refused",), label="refusal rate", roles=(SAFETY,))
@@ -140,6 +150,14 @@ class OverRefusalProbe(GeneratedRefusalProbe):
     name: ClassVar[str] = "over_refusal"
     description: ClassVar[str] = "benign requests that sound risky; false refusal rate (lower is more useful)"
     headline_metric: ClassVar[str] = "false_refusal_rate"
+    standards: ClassVar[Standards] = Standards(
+        owasp=(),
+        nist=("MEASURE 2.3", "MEASURE 2.5"),
+        why=(
+            "false refusals of benign requests are a loss of usefulness in deployment-like use, the cost side of "
+            "a safety gain"
+        ),
+    )
     metrics: ClassVar[tuple[Metric, ...]] = decision_metrics(
         rate("false_refusal_rate", LOWER, change="delta", test="mcnemar", paired=("base_rate", "variant_rate"))
     )  # complied_rate: benign requests answered (three-way verdicts)

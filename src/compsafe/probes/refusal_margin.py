@@ -14,6 +14,7 @@ from compsafe.probes.base import PROBES, Item, ProbeContext, Record, chunked
 from compsafe.probes.declarations import HIGHER, MARGIN, Metric, count, nats, rate
 from compsafe.probes.refusal import RefusalProbe
 from compsafe.probes.refusal_signal import COMPLIANCE_OPENINGS, REFUSAL_OPENINGS, refusal_margins
+from compsafe.standards import Standards
 
 
 @PROBES.register("refusal_margin")
@@ -22,6 +23,14 @@ class RefusalMarginProbe(RefusalProbe):
     description: ClassVar[str] = "harmful requests scored, not generated: refusal-vs-compliance log-prob margin"
     outcome: ClassVar[str] = "margin"
     headline_metric: ClassVar[str] = "mean_margin"
+    standards: ClassVar[Standards] = Standards(
+        owasp=("LLM01",),
+        nist=("MEASURE 2.6",),
+        why=(
+            "how firmly the model leans towards refusing: a shrinking margin is the safety behaviour eroding "
+            "before decisions flip"
+        ),
+    )
     metrics: ClassVar[tuple[Metric, ...]] = (
         nats("mean_margin", HIGHER, change="delta", per_item=("margin",), roles=(MARGIN,)),
         rate("leans_refusal_rate", HIGHER, test="mcnemar"),

@@ -24,6 +24,7 @@ from compsafe.probes.datasets import DatasetSource, shipped
 from compsafe.probes.declarations import HIGHER, LOWER, Metric, count, level, rate
 from compsafe.probes.refusal import GeneratedRefusalProbe, decision_metrics
 from compsafe.probes.screening import record_label
+from compsafe.standards import Standards
 
 LEVELS = (1, 2, 3, 4)  # docs/severity_rubric.md: minor, moderate, serious, critical
 TOP_LEVEL = LEVELS[-1]
@@ -60,6 +61,14 @@ class SeverityProbe(GeneratedRefusalProbe):
         "a variant starts to comply"
     )
     headline_metric: ClassVar[str] = "refusal_rate"
+    standards: ClassVar[Standards] = Standards(
+        owasp=("LLM01",),
+        nist=("MEASURE 2.6", "MAP 5.1"),
+        why=(
+            "refusal per harm-severity level: the magnitude of what a variant would answer (MAP 5.1) and the "
+            "safety behaviour injection targets (LLM01)"
+        ),
+    )
     metrics: ClassVar[tuple[Metric, ...]] = (
         *decision_metrics(rate("refusal_rate", HIGHER, change="delta", test="mcnemar",
                                paired=("base_rate", "variant_rate"), per_item=("refused",),

