@@ -30,22 +30,25 @@ def logits(handle, tokenizer) -> torch.Tensor:
         return handle.model(**batch).logits
 
 
-@pytest.mark.parametrize(("recipe", "ggml_type", "tie"), [("q4_0", "Q4_0", True), ("q8_0", "Q8_0", False)])
+@pytest.mark.parametrize(("recipe", "ggml_type", "tie", "dtype"),
+                         [("q4_0", "Q4_0", True, "bfloat16"), ("q8_0", "Q8_0", False, "float32")])
 def test_gguf_export_from_a_folder_gives_the_variant_logits(tiny_tokenizer, tmp_path: Path, recipe: str,
-                                                            ggml_type: str, tie: bool) -> None:
+                                                            ggml_type: str, tie: bool, dtype: str) -> None:
     base = save_tiny_llama(tmp_path / "base", tiny_tokenizer, tie_word_embeddings=tie)
-    out = export_variant(str(base), recipe, tmp_path / "model.gguf", F32, export_format="gguf")
+    options = LoadOptions(device="cpu", dtype=dtype)
+    out = export_variant(str(base), recipe, tmp_path / "model.gguf", options, export_format="gguf")
     reader = gguf.GGUFReader(str(out))
     types = {t.name: t.tensor_type.name for t in reader.tensors}
     assert types["blk.0.attn_q.weight"] == ggml_type and types["blk.1.ffn_down.weight"] == ggml_type
-    assert types["token_embd.weight"] == "F32" and types["blk.0.attn_norm.weight"] == "F32"
+    assert types["token_embd.weight"] == ("BF16" if dtype == "bfloat16" else "F32")  # at the model's dtype
+    assert types["blk.0.attn_norm.weight"] == "F32"
     assert ("output.weight" in types) is not tie
     manifest = read_manifest(out)
     assert manifest["export_format"] == "gguf" and manifest["weights_digest"] == weights_digest(out)
     assert manifest["storage"]["effective_bits_per_weight"] == pytest.approx(4.5 if recipe == "q4_0" else 8.5)
-    in_memory = load_model(str(base), F32)
+    in_memory = load_model(str(base), options)
     apply_recipe(in_memory.model, recipe)
-    loaded = load_model(str(out), F32)  # what --variants model.gguf loads
+    loaded = load_model(str(out), options)  # what --variants model.gguf loads (bf16: the same one rounding)
     assert torch.equal(logits(loaded, in_memory.tokenizer), logits(in_memory, in_memory.tokenizer))
     assert loaded.tokenizer(PROMPT[0])["input_ids"] == in_memory.tokenizer(PROMPT[0])["input_ids"]
     accounted = manifest["compression"]["packed_size_bytes"]
