@@ -39,6 +39,7 @@ def logits(model, tokenizer) -> torch.Tensor:
         ("int2-g32-narrow", "float32", "pack-quantized"),
         ("int8", "bfloat16", "pack-quantized"),
         ("int4-g32+keep8=self_attn", "float32", "pack-quantized"),
+        ("q4_0", "float32", "pack-quantized"),  # llama.cpp's grid: a block's scale may be negative
     ],
 )
 def test_packed_export_loads_in_plain_transformers_with_the_variant_logits(

@@ -59,3 +59,21 @@ def test_gate_passes_the_evaluated_files_and_fails_others(tiny_run_dir: Path, ti
 def test_artefact_that_is_not_a_model_folder_is_one_line(tiny_run_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["gate", str(tiny_run_dir), "--artefact", str(tmp_path)])
     assert result.exit_code == 2 and "not a model folder" in result.output and "Traceback" not in result.output
+
+
+def test_gate_binds_a_gguf_export_and_a_sparse_folder(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(LENIENT)
+    run = tmp_path / "run"
+    args = ["run", "--model", str(tiny_llama_dir), "--variants", "q8_0,mag-50", "--probes", "perplexity", "--limit",
+            "2", "--device", "cpu", "--out", str(run)]
+    assert runner.invoke(app, args).exit_code == 0
+    options = LoadOptions(device="cpu")
+    shipped = tmp_path / "ship"
+    export_variant(str(tiny_llama_dir), "q8_0", shipped / "model.gguf", options)  # a .gguf path: auto = gguf
+    code, record = gate(run, shipped, policy)
+    assert code == 0 and record["artefact"]["variant"] == "q8_0"
+    assert runner.invoke(app, ["verify", str(shipped)]).exit_code == 0
+    sparse = export_variant(str(tiny_llama_dir), "mag-50", tmp_path / "mag", options)  # sparse-bitmask
+    code, record = gate(run, sparse, policy)
+    assert code == 0 and record["artefact"]["variant"] == "mag-50"

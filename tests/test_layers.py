@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     # the ground floor proper: models, compression, probes, judges, configuration, training, export
     {"models", "compress", "probes", "judges", "config", "profiles", "training", "export", "manifest"},
     {"comparisons", "metrics"},  # paired comparisons and metric lookup: read the probes' declarations
-    {"runner", "diagnose", "executors"},
+    {"runner", "diagnose", "executors", "artefacts"},  # artefacts: a variant's files, their size, manifest and cost
     # judging: rejudge a finished run (reads runner, writes reports); gate_artefact: a verdict bound to files
     {"report", "gate", "gate_artefact", "policy", "advise", "judging"},
     {"api", "api_training"},

@@ -3,7 +3,8 @@
 A run's verdict is about the variants it measured; a deployment ships files. This module ties the two: the
 artefact passes only when it is one of the run's variants -- its weight files' digest (``integrity.
 weights_digest``) is the digest the run recorded for a folder variant (``--variants DIR``), or the folder's
-export manifest (``compsafe_manifest.json``, written by ``compsafe compress``) records that it was written from
+export manifest (``compsafe_manifest.json``, written by ``compsafe compress``; for a GGUF export, the folder
+holding ``NAME.gguf`` and ``NAME.gguf.compsafe_manifest.json``) records that it was written from
 the in-memory state whose digest the run recorded for a recipe variant (same base, recipe, calibration and
 dtype) -- and that variant passes the policy. The weight files must still be the ones the export manifest
 names.
@@ -44,9 +45,13 @@ class Binding:
 
 
 def _export_manifest(artefact: Path) -> dict[str, Any] | None:
+    """The folder's export manifest, or the one beside its only ``.gguf`` (``NAME.gguf.compsafe_manifest.json``)."""
     from compsafe.export import MANIFEST_NAME, read_manifest
 
-    return read_manifest(artefact) if (artefact / MANIFEST_NAME).is_file() else None
+    if (artefact / MANIFEST_NAME).is_file():
+        return read_manifest(artefact)
+    beside = sorted(artefact.glob(f"*.gguf.{MANIFEST_NAME}"))
+    return read_manifest(beside[0]) if len(beside) == 1 else None
 
 
 def bind_artefact(summary: RunSummary, artefact: Path) -> Binding:

@@ -20,6 +20,7 @@ import torch
 
 from compsafe import __version__, paths
 from compsafe.analysis.drift_summary import drift_ratios
+from compsafe.artefacts import path_facts, rebuilt_recipe_cost, recipe_cost
 from compsafe.comparisons import compare_probe
 from compsafe.compress import (
     CalibrationSet,
@@ -38,7 +39,6 @@ from compsafe.metrics import drift_measures, scan_probes
 from compsafe.models import GenerationConfig, HFBackend, LoadOptions, ModelHandle, load_model
 from compsafe.models.cost import handle_cost
 from compsafe.models.numerics import numerics
-from compsafe.models.storage import stored_size
 from compsafe.probes import Probe, ProbeContext, build_probe
 from compsafe.store import ResultStore, item_digest, stable_hash
 
@@ -338,6 +338,10 @@ class Study:
         elif info is not None and self.evaluator.is_complete(model_key):
             self.observer.stage(f"{variant.label}: all records present, not rebuilt")
             self.records[variant.label] = self.evaluator.evaluate(variant.label, None, model_key, is_base=False)
+            if self.plan.config.artefact_cost and "cost" not in info and variant.adapter is None:
+                self.snapshot = self.snapshot or WeightSnapshot(self.handle.model)
+                info["cost"] = rebuilt_recipe_cost(self.handle, variant.config, calibration, self.snapshot)
+                self.store.put_variant(model_key_str, info)
         else:
             info = self.build_and_probe(variant, model_key, model_key_str, calibration)
         self.models[variant.label] = {"label": variant.label, "kind": "recipe", **info}
@@ -374,6 +378,9 @@ class Study:
                     self.records[variant.label] = self.evaluator.evaluate(variant.label, self.handle, model_key, False)
             else:
                 self.records[variant.label] = self.evaluator.evaluate(variant.label, self.handle, model_key, False)
+                if self.plan.config.artefact_cost:  # the files `compsafe compress` would write, measured
+                    info["cost"] = recipe_cost(self.handle, built.report)
+                    self.store.put_variant(key, info)
         return info
 
     def path_variant(self, variant: VariantSpec) -> None:
@@ -398,14 +405,7 @@ class Study:
             self.observer.stage(f"{variant.label}: BROKEN ({entry['broken']})")
         else:
             self.records[variant.label] = self.evaluator.evaluate(variant.label, loaded, model_key, is_base=False)
-        entry["compression"] = stored_size(path)  # bits/weight and bytes, read from its files
-        if self.plan.config.artefact_cost:
-            entry["cost"] = handle_cost(path, self.handle)
-        manifest = path / "compsafe_manifest.json" if path.is_dir() else None
-        if manifest is not None and manifest.is_file():  # a folder written by `compsafe compress`
-            from compsafe.export import manifest_summary
-
-            entry["export"] = manifest_summary(manifest)
+        entry.update(path_facts(path, self.handle, self.plan.config.artefact_cost))  # size, manifest, cost
         self.models[variant.label] = entry
         del loaded
         gc.collect()

@@ -117,7 +117,8 @@ def run(
     gpus_per_task: GpusPerTaskOption = None,
     artefact_cost: bool = typer.Option(
         False, "--cost", help="Also measure each model file's own cost (load time, peak memory, tokens/s) in a "
-        "fresh process: the base's files and every folder/.gguf variant (an exported artefact)."
+        "fresh process: the base's files, every folder/.gguf variant, and each recipe variant written (to a temporary "
+        "folder) as `compsafe compress` would write it."
     ),
 ) -> None:
     """Compress, probe base and variants on the same items, and report the paired deltas."""

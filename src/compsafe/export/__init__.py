@@ -44,7 +44,8 @@ COMPRESSED_TENSORS = "compressed-tensors"
 SPARSE_BITMASK = "sparse-bitmask"
 SPARSE_24_BITMASK = "sparse-24-bitmask"
 SPARSE = (SPARSE_BITMASK, SPARSE_24_BITMASK)
-FORMATS = ("auto", COMPRESSED_TENSORS, SPARSE_BITMASK, SPARSE_24_BITMASK, DENSE)
+GGUF = "gguf"
+FORMATS = ("auto", COMPRESSED_TENSORS, SPARSE_BITMASK, SPARSE_24_BITMASK, GGUF, DENSE)
 
 
 def check_format(export_format: str) -> str:
@@ -54,9 +55,12 @@ def check_format(export_format: str) -> str:
     return export_format
 
 
-def auto_format(report: Any) -> str:
-    """What ``auto`` writes for a compression report: packed when it has quantized layers, the sparse layout
-    of its pruned layers (2:4 only when every pruned layer is 2:4), else dense."""
+def auto_format(report: Any, out: Path | None = None) -> str:
+    """What ``auto`` writes for a compression report: a GGUF for a llama.cpp block recipe (q4_0, q8_0) written
+    to a ``.gguf`` path, packed when it has quantized layers, the sparse layout of its pruned layers (2:4 only
+    when every pruned layer is 2:4), else dense."""
+    if report.extra.get("ggml_type") and out is not None and out.suffix == ".gguf":
+        return GGUF
     if report.grids:
         return COMPRESSED_TENSORS
     layouts = set(report.sparse_layouts.values())
@@ -65,10 +69,15 @@ def auto_format(report: Any) -> str:
     return DENSE
 
 
-def resolve_format(export_format: str, report: Any) -> str:
+def resolve_format(export_format: str, report: Any, out: Path | None = None) -> str:
     """``auto`` -> ``auto_format``; a format the variant has nothing for is a one-line ``ConfigError``."""
     if export_format == "auto":
-        return auto_format(report)
+        return auto_format(report, out)
+    if export_format == GGUF and not report.extra.get("ggml_type"):
+        raise ConfigError(
+            f"--format gguf writes llama.cpp's own block formats only: use recipe q4_0 or q8_0 ({report.recipe}'s "
+            "grid is not one, and re-quantizing it would ship weights that were not measured)"
+        )
     if export_format == COMPRESSED_TENSORS and not report.grids:
         raise ConfigError(
             "this recipe has no quantized layer to pack: export it with --format auto (sparse layouts for pruned "
@@ -91,7 +100,22 @@ def _summary_of(report_dict: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
+def manifest_path(out: Path) -> Path:
+    """Where the manifest of an export lives: inside a folder, or beside a ``.gguf`` file (``NAME.gguf.`` +
+    ``compsafe_manifest.json``)."""
+    return out.with_name(f"{out.name}.{MANIFEST_NAME}") if out.suffix == ".gguf" else out / MANIFEST_NAME
+
+
+def _prepare_out(out: Path, overwrite: bool, export_format: str = "auto") -> None:
+    if export_format == GGUF and out.suffix != ".gguf":
+        raise ConfigError(f"--format gguf writes one file: pass --out NAME.gguf (got {out})")
+    if out.suffix == ".gguf":
+        if out.exists() and not overwrite:
+            raise ConfigError(f"{out} already exists: pass a new --out NAME.gguf or --force")
+        if out.exists() and not manifest_path(out).is_file():
+            raise ConfigError(f"{out} was not written by `compsafe compress`: refusing to replace it")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return
     here = Path.cwd().resolve()
     target = out.resolve()
     if target == here or target in here.parents:  # the export replaces its folder: never the one we stand in
@@ -202,7 +226,7 @@ def export_variant(
     out = Path(out).expanduser()
     config = parse_recipe(recipe)  # fail on a bad recipe before loading anything
     check_format(export_format)
-    _prepare_out(out, overwrite)
+    _prepare_out(out, overwrite, export_format)
     options = options or LoadOptions()
     started = time.time()
     say(f"loading {model_spec or 'the embedded default model'}")
@@ -216,20 +240,105 @@ def export_variant(
     say(f"compressing with {config.recipe}")
     report = apply_recipe(handle.model, config, calibration)
     in_memory_digest = state_digest(handle.model)
-    chosen = resolve_format(export_format, report)
+    chosen = resolve_format(export_format, report, out)
+    if chosen == GGUF:
+        from compsafe.export.gguf_file import check_architecture
+
+        check_architecture(handle.model)
+        say(f"writing {out} (gguf)")
+        return write_gguf_export(handle, report, out, lambda packing, folder: _finish_manifest(
+            _manifest(handle, model_spec, config, report, calibration, chosen, packing, folder),
+            in_memory_digest, started, source_digest))
     with atomic_folder(out) as staging:
         say(f"writing {out} ({chosen})")
-        packing = save_packed_folder(handle, report.grids, staging) if chosen == COMPRESSED_TENSORS else None
+        packing = write_folder(handle, report, chosen, staging)
         if chosen in SPARSE:
-            packing = save_sparse_folder(handle, report, chosen, staging)
             say(f"note: {PLAIN_TRANSFORMERS_NOTE}")
-        if packing is None:
-            save_model_folder(handle, staging)
         manifest = _manifest(handle, model_spec, config, report, calibration, chosen, packing, staging)
-        manifest.update(state_digest=in_memory_digest, seconds=round(time.time() - started, 2))
-        manifest["source"]["weights_digest"] = source_digest
+        manifest = _finish_manifest(manifest, in_memory_digest, started, source_digest)
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out
+
+
+def write_folder(handle: Any, report: Any, chosen: str, folder: Path) -> dict[str, Any] | None:
+    """Write the model in ``handle`` (compressed as ``report`` says) into ``folder`` in a folder format;
+    returns what the manifest records about the packing (None for dense)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if chosen == COMPRESSED_TENSORS:
+        return save_packed_folder(handle, report.grids, folder)
+    if chosen in SPARSE:
+        return save_sparse_folder(handle, report, chosen, folder)
+    save_model_folder(handle, folder)
+    return None
+
+
+def write_artefact(handle: Any, report: Any, where: Path) -> tuple[str, Path]:
+    """The in-memory variant's files in the format ``auto`` picks (a llama.cpp block recipe: a GGUF), inside
+    the empty folder ``where`` and without a manifest: what ``compsafe run --cost`` measures for a recipe."""
+    llama = getattr(handle.model.config, "model_type", None) == "llama"  # the GGUF writer's scope
+    chosen = auto_format(report, where / ("variant.gguf" if llama else "variant"))
+    if chosen == GGUF:
+        from compsafe.export.gguf_file import write_gguf
+
+        write_gguf(handle, report.grids, report.extra.get("ggml_type"), where / "variant.gguf", base_gguf_of(handle))
+        return chosen, where / "variant.gguf"
+    write_folder(handle, report, chosen, where / "variant")
+    return chosen, where / "variant"
+
+
+def recipe_artefact_cost(handle: Any, report: Any) -> dict[str, Any]:
+    """``models.cost`` figures of the in-memory variant's files (``write_artefact`` into a temporary folder,
+    deleted after), with the format and bytes measured; ``{"error": ...}`` when they cannot be written."""
+    import tempfile
+
+    from compsafe.errors import CompsafeError
+    from compsafe.models.cost import handle_cost
+    from compsafe.models.storage import stored_size
+
+    with tempfile.TemporaryDirectory(prefix="compsafe-artefact-") as tmp:
+        try:
+            chosen, path = write_artefact(handle, report, Path(tmp))
+        except CompsafeError as exc:
+            return {"error": f"cannot write the artefact: {exc}"}
+        storage = stored_size(path) or {}
+        return {**handle_cost(path, handle), "artefact_format": chosen,
+                "artefact_bytes": storage.get("packed_size_bytes")}
+
+
+def _finish_manifest(manifest: dict[str, Any], in_memory: str, started: float, source: str | None) -> dict[str, Any]:
+    manifest.update(state_digest=in_memory, seconds=round(time.time() - started, 2))
+    manifest["source"]["weights_digest"] = source
+    return manifest
+
+
+def write_gguf_export(handle: Any, report: Any, out: Path, manifest_of: Any) -> Path:
+    """Write the GGUF file (``export.gguf_file``) through a temporary name, then its manifest beside it."""
+    import os
+
+    from compsafe.export.gguf_file import write_gguf
+
+    staging = out.with_name(f".{out.name}.partial")
+    try:
+        packing = write_gguf(handle, report.grids, report.extra.get("ggml_type"), staging, base_gguf_of(handle))
+        os.replace(staging, out)
+    finally:
+        staging.unlink(missing_ok=True)
+    manifest = manifest_of(packing, out)
+    manifest_path(out).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return out
+
+
+def base_gguf_of(handle: Any) -> Path | None:
+    """The GGUF file the base was loaded from (a ``.gguf`` path, or a catalog model shipped as one), else None."""
+    from compsafe.models.catalog import NAMED_MODELS, package_dir
+
+    if handle.meta.get("gguf_file"):
+        return Path(handle.resolved_path) / handle.meta["gguf_file"]
+    entry = NAMED_MODELS.get(handle.source)
+    entry = getattr(entry, "base", entry)
+    package, name = getattr(entry, "package", None), getattr(entry, "gguf_file", None)
+    folder = package_dir(package) if package else None
+    return folder / name if folder is not None and name and (folder / name).is_file() else None
 
 
 def _manifest(handle: Any, model_spec: str | None, config: Any, report: Any, calibration: Any, chosen: str,
@@ -266,7 +375,7 @@ def _manifest(handle: Any, model_spec: str | None, config: Any, report: Any, cal
 
 def read_manifest(path: Path) -> dict[str, Any]:
     """The manifest of an exported folder (``path`` is the folder or the manifest file)."""
-    path = path / MANIFEST_NAME if path.is_dir() else path
+    path = path / MANIFEST_NAME if path.is_dir() else manifest_path(path) if path.suffix == ".gguf" else path
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:

@@ -77,7 +77,7 @@ def grid_codes(weight: torch.Tensor, grid: Any, name: str) -> tuple[torch.Tensor
     zero = None if grid.zero is None else _expand(grid.zero, in_features, grid.group_size, stored)
     width = stored or in_features
     full_scale = scale.repeat_interleave(width, dim=1)
-    safe = torch.where(full_scale > 0, full_scale, torch.ones_like(full_scale))
+    safe = torch.where(full_scale != 0, full_scale, torch.ones_like(full_scale))  # q4_0's d may be negative
     raw = weight.float() / safe
     codes = torch.round(raw)
     if zero is not None:

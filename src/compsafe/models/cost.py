@@ -1,4 +1,5 @@
-"""What an artefact costs to run: load time, peak resident memory and generation speed, measured on its files.
+"""What an artefact costs to run: load time, peak resident memory and generation speed, measured on its files
+(a recipe variant's are written first: ``compsafe.artefacts``).
 
 Why a child process: the run's own process already holds the base model, its records and the judge, so its
 memory says nothing about the artefact; a fresh interpreter that loads only the artefact (with compsafe's

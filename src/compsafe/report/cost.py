@@ -1,9 +1,9 @@
 """The trade-off on one page: each model file's own cost (bits/weight, size, load time, memory, tokens/s)
 beside its safety and perplexity changes, for the terminal and report.md.
 
-Only models whose cost was measured appear (``compsafe run --cost``: the base's files and every folder or
-.gguf variant, see ``models.cost``); a recipe variant that exists only in memory has no files to measure --
-export it (``compsafe compress``) and evaluate the folder to get its row.
+Only models whose cost was measured appear (``compsafe run --cost``: the base's files, every folder or .gguf
+variant, and every recipe variant through the files ``compsafe compress --format auto`` would write for it,
+see ``models.cost`` and ``export.recipe_artefact_cost``).
 """
 
 from __future__ import annotations
