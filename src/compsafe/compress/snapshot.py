@@ -5,7 +5,8 @@ doubles the memory of a run. Instead the snapshot keeps a digest of every tensor
 recipe changed: only those are rewritten) and, for each parameter, where its exact base values can be read
 again: the safetensors file the model was loaded from, when that file reproduces it bit for bit (checked
 once, tensor by tensor, with the dtype cast the loader applied), else a spill file written once (a GGUF or hub
-model, renamed keys), else an in-memory copy when no spill folder is given. Files are read with plain
+model, renamed keys), else an in-memory copy when no spill folder is given. Files are opened when the snapshot
+is taken and kept open (a folder replaced during the run still yields the original bytes) and read with plain
 positioned reads into a buffer of one tensor, never memory-mapped: touched pages of a mapping count in the
 process's resident memory until it is closed. A restore therefore holds one tensor at a time, and the final
 per-tensor digest check makes it exact or loud (a ``RuntimeError``: a bug, never a user error).
@@ -20,8 +21,9 @@ import os
 import tempfile
 import weakref
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
@@ -36,12 +38,19 @@ SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
 
 @dataclass(frozen=True)
 class StoredTensor:
-    """Where one tensor's bytes lie in a file, and how to read them back."""
+    """Where one tensor's bytes lie in a file, and how to read them back.
+
+    ``file`` is the file opened when the snapshot was taken and kept open: a model folder replaced while a run
+    goes on (a catalog model re-materialized by another process writes a new folder and renames it) leaves this
+    handle on the original bytes, so the restore is still exact. A file overwritten in place is caught by the
+    digest check.
+    """
 
     path: Path
     offset: int
     dtype: torch.dtype
     shape: tuple[int, ...]
+    file: BinaryIO = field(compare=False, repr=False)
 
     @property
     def nbytes(self) -> int:
@@ -50,15 +59,14 @@ class StoredTensor:
     def read(self) -> torch.Tensor:
         """The tensor, read with one positioned read into a fresh buffer (no mapping stays behind)."""
         buffer = torch.empty(self.nbytes, dtype=torch.uint8)
-        with self.path.open("rb", buffering=0) as handle:
-            handle.seek(self.offset)
-            view = memoryview(buffer.numpy())
-            done = 0
-            while done < self.nbytes:
-                n = handle.readinto(view[done:])
-                if not n:
-                    raise RuntimeError(f"{self.path} ended before tensor bytes at {self.offset} (changed on disk?)")
-                done += n
+        self.file.seek(self.offset)
+        view = memoryview(buffer.numpy())
+        done = 0
+        while done < self.nbytes:
+            n = self.file.readinto(view[done:])
+            if not n:
+                raise RuntimeError(f"{self.path} ended before tensor bytes at {self.offset} (changed on disk?)")
+            done += n
         return buffer.view(self.dtype).reshape(self.shape)
 
 
@@ -82,19 +90,21 @@ def model_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor, b
         yield name, tensor, is_parameter
 
 
-def safetensors_index(files: Iterable[Path]) -> dict[str, StoredTensor]:
-    """name -> location of every tensor in ``files`` (headers only)."""
+def safetensors_index(files: Iterable[Path], opened: list[BinaryIO]) -> dict[str, StoredTensor]:
+    """name -> location of every tensor in ``files`` (headers only); each file is opened once and appended to
+    ``opened`` (the caller closes them)."""
     from compsafe.models.safetensors_check import read_safetensors_header
 
     index: dict[str, StoredTensor] = {}
     for path in files:
         path = Path(path)
-        with path.open("rb") as handle:
-            data_start = 8 + int.from_bytes(handle.read(8), "little")
+        handle = path.open("rb", buffering=0)
+        opened.append(handle)
+        data_start = 8 + int.from_bytes(handle.read(8), "little")
         for name, entry in read_safetensors_header(path).items():
             if entry["dtype"] in SAFETENSORS_DTYPES:
-                index[name] = StoredTensor(path, data_start + entry["data_offsets"][0],
-                                           SAFETENSORS_DTYPES[entry["dtype"]], tuple(entry["shape"]))  # fmt: skip
+                dtype, offset = SAFETENSORS_DTYPES[entry["dtype"]], data_start + entry["data_offsets"][0]
+                index[name] = StoredTensor(path, offset, dtype, tuple(entry["shape"]), handle)
     return index
 
 
@@ -111,8 +121,8 @@ class WeightSnapshot:
 
     ``weight_files``: the safetensors files the model was loaded from (each parameter they reproduce exactly is
     re-read from them). ``spill``: a folder on disk (True: the system's temporary folder, ``TMPDIR``) for the
-    parameters they do not reproduce (one file, written once, removed with the snapshot); without it those are
-    kept as CPU copies.
+    parameters they do not reproduce (one file, written once, unlinked at once and read through its open handle);
+    without it those are kept as CPU copies.
     """
 
     def __init__(
@@ -120,7 +130,9 @@ class WeightSnapshot:
     ) -> None:
         self.digest = state_digest(model)
         self.digests = {name: tensor_digest(name, t) for name, t, _ in model_tensors(model)}
-        index = safetensors_index(weight_files)
+        self._opened: list[BinaryIO] = []
+        weakref.finalize(self, _close, self._opened)
+        index = safetensors_index(weight_files, self._opened)
         self.sources: dict[str, StoredTensor | torch.Tensor] = {}
         unbacked = []
         for name, tensor, is_parameter in model_tensors(model):
@@ -137,20 +149,25 @@ class WeightSnapshot:
             self.sources.update({name: t.detach().to("cpu", copy=True) for name, t in unbacked})
 
     def _spill(self, tensors: list[tuple[str, torch.Tensor]], folder: Path) -> dict[str, StoredTensor]:
-        """Write ``tensors`` to one file in ``folder`` (deleted with this snapshot) and index it."""
+        """Write ``tensors`` to one file in ``folder`` and index it. The file is unlinked once it is written and
+        read through the handle kept open: it goes when the snapshot does, even if the process is killed."""
         folder.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix="compsafe-base-", suffix=".bin", dir=folder)
         path = Path(name)
-        weakref.finalize(self, _remove, path)
+        handle = os.fdopen(fd, "w+b", buffering=0)
+        self._opened.append(handle)
         stored: dict[str, StoredTensor] = {}
         offset = 0
-        with os.fdopen(fd, "wb") as handle:
+        try:
             for tensor_name, tensor in tensors:
                 flat = tensor.detach().cpu().contiguous().reshape(-1)
                 if flat.numel():
                     handle.write(memoryview(flat.view(torch.uint8).numpy()))
-                stored[tensor_name] = StoredTensor(path, offset, tensor.dtype, tuple(tensor.shape))
+                stored[tensor_name] = StoredTensor(path, offset, tensor.dtype, tuple(tensor.shape), handle)
                 offset += flat.numel() * flat.element_size()
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
         return stored
 
     @property
@@ -186,6 +203,7 @@ class WeightSnapshot:
         return changed
 
 
-def _remove(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink()
+def _close(files: list[BinaryIO]) -> None:
+    for handle in files:
+        with contextlib.suppress(OSError):
+            handle.close()
