@@ -37,6 +37,7 @@ from compsafe.judges import get_judge
 from compsafe.metrics import drift_measures, scan_probes
 from compsafe.models import GenerationConfig, HFBackend, LoadOptions, ModelHandle, load_model
 from compsafe.models.cost import handle_cost
+from compsafe.models.drafting import DraftBook, DraftRole
 from compsafe.models.numerics import numerics
 from compsafe.models.storage import stored_size
 from compsafe.probes import Probe, ProbeContext, build_probe
@@ -129,6 +130,9 @@ class Evaluator:
         self.judge = get_judge(plan.config.judge)
         self.generation = GenerationConfig(max_new_tokens=plan.config.max_new_tokens, seed=plan.config.seed)
         self.base_keys: dict[str, str] = {}
+        # the base's greedy answers, verified as drafts by every variant (not part of any store key)
+        self.drafts = DraftBook(enabled=plan.config.draft)
+        self.probe_seconds: dict[str, dict[str, float]] = {}  # model -> probe -> seconds spent computing
 
     def probe_key(self, probe: Probe, model_key: dict[str, Any], context: ProbeContext) -> str:
         return self.store.register_key({"model": model_key, "query": probe.query_config(context)})
@@ -163,6 +167,8 @@ class Evaluator:
     ) -> dict[str, list[dict[str, Any]]]:
         """Records of every probe for this model (from the store, computing the missing ones)."""
         backend = HFBackend(handle, self.plan.config.batch_size) if handle is not None else None
+        if backend is not None:
+            backend.drafting = DraftRole(self.drafts, label, record=is_base)
         records: dict[str, list[dict[str, Any]]] = {}
         for probe in self.plan.probes:
             digests = {i.id: item_digest(i.data) for i in probe.items}
@@ -185,9 +191,12 @@ class Evaluator:
                     raise RuntimeError("records missing but no model loaded")  # the runner prevents this
                 description = f"{label} · {probe.name}"
                 context.progress = self.observer.task(description, len(todo))
+                probe_started = time.perf_counter()
                 for batch in probe.evaluate(todo, context):
                     self.store.put_records(key, [(r["item_id"], digests[r["item_id"]], r) for r in batch])
                     self.on_commit()
+                seconds = time.perf_counter() - probe_started
+                self.probe_seconds.setdefault(label, {})[probe.name] = round(seconds, 2)
                 self.observer.done(description)
             stored = self.store.records(key)
             records[probe.name] = [stored[(i.id, digests[i.id])] for i in probe.items]
@@ -222,6 +231,8 @@ def run(config: RunConfig, observer: RunObserver | None = None) -> dict[str, Any
     from compsafe.summary import summary_document
 
     summary = summarize_run(study.plan, study.models, study.records, study.timings, started)
+    summary["probe_seconds"] = study.evaluator.probe_seconds  # per model and probe, this invocation only
+    summary["drafting"] = {"enabled": config.draft, "models": study.evaluator.drafts.summary()}
     clock.save(force=True)
     summary["compute_seconds"] = clock.to_dict()  # this invocation and every invocation into this folder
     summary = summary_document(summary)

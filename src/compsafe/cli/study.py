@@ -118,6 +118,10 @@ def run(
         False, "--cost", help="Also measure each model file's own cost (load time, peak memory, tokens/s) in a "
         "fresh process: the base's files and every folder/.gguf variant (an exported artefact)."
     ),
+    no_draft: bool = typer.Option(
+        False, "--no-draft", help="Decode every variant plainly instead of verifying the base's greedy answers as "
+        "drafts (same results; use it to check that, or to time the plain path)."
+    ),
 ) -> None:
     """Compress, probe base and variants on the same items, and report the paired deltas."""
     from compsafe.config import RunConfig, split_list, split_variants
@@ -128,6 +132,7 @@ def run(
         "variants": split_variants(variants) if variants is not None else None,
         "probes": split_list(probes) if probes is not None else None,
         "profile": profile,
+        "draft": False if no_draft else None,
         "out": out,
         "limit": limit,
         "judge": judge,

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from compsafe.models.drafting import DraftRole, draft_greedy, eos_set, plain_greedy_reason, until_eos
 from compsafe.models.loading import ModelHandle
 
 ProgressCallback = Callable[[int], None]
@@ -91,6 +92,8 @@ class HFBackend:
         # transformers compile the decode step. Prompt widths are bucketed so few shapes get compiled.
         self.static_cache = handle.device.type == "cuda" if static_cache is None else static_cache
         self.oom_backoffs = 0
+        # a study's draft book (models.drafting): the base records its greedy tokens, a variant verifies them
+        self.drafting: DraftRole | None = None
 
     def _batched(self, lengths: Sequence[int], run_batch: Callable[[list[int]], None]) -> None:
         """Call ``run_batch`` on length-sorted batches, halving the batch size on out-of-memory.
@@ -182,8 +185,13 @@ class HFBackend:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if self.static_cache:
             kwargs["cache_implementation"] = "static"
+        drafting = self._drafting_for(config)
 
         def run_batch(batch: list[int]) -> None:
+            if drafting is not None and self._drafted_batch(drafting, batch, encoded, config, eos, outputs):
+                if progress:
+                    progress(len(batch))
+                return
             ids, mask = self._left_padded([encoded[i] for i in batch], bucket=64 if self.static_cache else 1)
             if config.do_sample:
                 torch.manual_seed(config.seed)
@@ -192,11 +200,45 @@ class HFBackend:
             new_tokens = generated[:, ids.shape[1] :]
             for row, index in enumerate(batch):
                 outputs[index] = self.tokenizer.decode(new_tokens[row], skip_special_tokens=True).strip()
+            if drafting is not None:  # the base keeps its tokens as drafts; a variant without drafts counts them
+                for row, index in enumerate(batch):
+                    tokens = until_eos(new_tokens[row].tolist(), eos_set(eos))
+                    if drafting.record:
+                        drafting.book.record(encoded[index], config, tokens)
+                    else:
+                        drafting.counts.generated += len(tokens)
             if progress:
                 progress(len(batch))
 
         self._batched([len(e) for e in encoded], run_batch)
         return outputs
+
+    def _drafting_for(self, config: GenerationConfig) -> DraftRole | None:
+        """The draft role for this call: greedy decoding only, with a book, on a model drafts can reproduce."""
+        role = self.drafting
+        if role is None or config.do_sample or not role.book.enabled or plain_greedy_reason(self.model) is not None:
+            return None
+        return role
+
+    def _drafted_batch(
+        self, role: DraftRole, batch: list[int], encoded: list[list[int]], config: GenerationConfig,
+        eos: Any, outputs: list[str],
+    ) -> bool:  # fmt: skip
+        """A variant's batch decoded by verifying the base's drafts (False: no draft in it, decode plainly)."""
+        if role.record:
+            return False
+        prompts = [encoded[i] for i in batch]
+        drafts = [role.book.get(p, config) for p in prompts]
+        if not any(drafts):
+            return False
+        tokens, counts = draft_greedy(
+            self.model, prompts, drafts, max_new_tokens=config.max_new_tokens, eos_ids=eos_set(eos),
+            pad_id=self.tokenizer.pad_token_id or 0, device=self.device,
+        )  # fmt: skip
+        role.counts.add(counts)
+        for row, index in enumerate(batch):
+            outputs[index] = self.tokenizer.decode(tokens[row], skip_special_tokens=True).strip()
+        return True
 
     @torch.inference_mode()
     def next_token_logprobs(
