@@ -82,7 +82,14 @@ def rolling_windows(tokens: list[int], prefix: int, max_len: int) -> Iterator[tu
 class HFBackend:
     """Batched inference over a ``ModelHandle`` (left padding for generation, right padding for scoring)."""
 
-    def __init__(self, handle: ModelHandle, batch_size: int = 16, *, static_cache: bool | None = None) -> None:
+    def __init__(
+        self,
+        handle: ModelHandle,
+        batch_size: int = 16,
+        *,
+        static_cache: bool | None = None,
+        drafting: DraftRole | None = None,
+    ) -> None:
         self.handle = handle
         self.model = handle.model
         self.tokenizer = handle.tokenizer
@@ -93,7 +100,7 @@ class HFBackend:
         self.static_cache = handle.device.type == "cuda" if static_cache is None else static_cache
         self.oom_backoffs = 0
         # a study's draft book (models.drafting): the base records its greedy tokens, a variant verifies them
-        self.drafting: DraftRole | None = None
+        self.drafting = drafting
 
     def _batched(self, lengths: Sequence[int], run_batch: Callable[[list[int]], None]) -> None:
         """Call ``run_batch`` on length-sorted batches, halving the batch size on out-of-memory.

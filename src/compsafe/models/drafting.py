@@ -139,8 +139,9 @@ class DraftBook:
     def get(self, prompt_ids: Sequence[int], config: Any) -> tuple[int, ...] | None:
         return self.drafts.get((tuple(prompt_ids), config)) if self.enabled else None
 
-    def summary(self) -> dict[str, dict[str, Any]]:
-        return {label: counts.to_dict() for label, counts in self.counts.items()}
+    def summary(self) -> dict[str, Any]:
+        """summary.json's ``drafting``: on or off, and per variant how many of its tokens drafts gave it."""
+        return {"enabled": self.enabled, "models": {label: c.to_dict() for label, c in self.counts.items()}}
 
 
 @dataclass
@@ -242,15 +243,9 @@ def draft_greedy(
     active = list(range(len(prompts)))  # original row index of each cache row
     # first block: prompt + draft, left-padded; a draft longer than the budget is cut to what can be checked
     proposals = {row: rows.drafts[row][: max(rows.room(row), 0)] for row in active}
-    blocks = [list(prompts[row]) + proposals[row] for row in active]
-    width = max(len(b) for b in blocks)
-    ids = torch.full((len(blocks), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(blocks), width), dtype=torch.long)
-    for cache_row, block in enumerate(blocks):
-        ids[cache_row, width - len(block) :] = torch.tensor(block, dtype=torch.long)
-        mask[cache_row, width - len(block) :] = 1
+    ids, mask = _padded([list(prompts[row]) + proposals[row] for row in active], pad_id, left=True)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    ends = [width] * len(blocks)  # block column after each row's last real token
+    ends = [ids.shape[1]] * len(active)  # block column after each row's last real token
     keep = max(len(q) for q in proposals.values()) + 1
     while True:
         logits = model(
@@ -289,19 +284,25 @@ def draft_greedy(
         # next block: each row's last token, then a re-draft from the base's answer where one lines up
         proposals = {row: lookup_draft(rows.drafts[row], rows.outputs[row], rows.room(row)) for row in active}
         blocks = [[rows.outputs[row][-1], *proposals[row]] for row in active]
-        width = max(len(b) for b in blocks)
-        valid_before = mask.sum(-1)
-        ids = torch.full((len(active), width), pad_id, dtype=torch.long)
-        block_mask = torch.zeros((len(active), width), dtype=torch.long)
-        for cache_row, block in enumerate(blocks):
-            ids[cache_row, : len(block)] = torch.tensor(block, dtype=torch.long)
-            block_mask[cache_row, : len(block)] = 1
+        ids, block_mask = _padded(blocks, pad_id, left=False)
         ends = [len(b) for b in blocks]
-        positions = valid_before[:, None] + torch.arange(width)[None, :]
+        positions = mask.sum(-1)[:, None] + torch.arange(ids.shape[1])[None, :]  # counting valid tokens only
         mask = torch.cat([mask, block_mask], dim=-1)
-        keep = width
+        keep = ids.shape[1]
     counts.generated = sum(len(o) for o in rows.outputs)
     return rows.outputs, counts
+
+
+def _padded(blocks: list[list[int]], pad_id: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask of ``blocks``, padded on the left (a prompt block) or the right."""
+    width = max(len(b) for b in blocks)
+    ids = torch.full((len(blocks), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(blocks), width), dtype=torch.long)
+    for row, block in enumerate(blocks):
+        columns = slice(width - len(block), width) if left else slice(0, len(block))
+        ids[row, columns] = torch.tensor(block, dtype=torch.long)
+        mask[row, columns] = 1
+    return ids, mask
 
 
 def _crop_common_holes(cache: Any, mask: torch.Tensor) -> torch.Tensor:
