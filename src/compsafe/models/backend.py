@@ -16,6 +16,7 @@ import torch
 
 from compsafe.models.drafting import DraftRole, draft_greedy, eos_set, plain_greedy_reason, until_eos
 from compsafe.models.loading import ModelHandle
+from compsafe.models.prefix_cache import PrefixCache, cache_keyword, shared_prefix_length
 
 ProgressCallback = Callable[[int], None]
 
@@ -101,6 +102,8 @@ class HFBackend:
         self.oom_backoffs = 0
         # a study's draft book (models.drafting): the base records its greedy tokens, a variant verifies them
         self.drafting = drafting
+        # the chat template's shared prefix, run once per model (None: every prompt runs whole)
+        self.prefix_cache: PrefixCache | None = PrefixCache(self.model, self.device)
 
     def _batched(self, lengths: Sequence[int], run_batch: Callable[[list[int]], None]) -> None:
         """Call ``run_batch`` on length-sorted batches, halving the batch size on out-of-memory.
@@ -193,17 +196,26 @@ class HFBackend:
         if self.static_cache:
             kwargs["cache_implementation"] = "static"
         drafting = self._drafting_for(config)
+        shared = shared_prefix_length(encoded)  # what every prompt of this call starts with (the chat template's)
 
         def run_batch(batch: list[int]) -> None:
-            if drafting is not None and self._drafted_batch(drafting, batch, encoded, config, eos, outputs):
+            if drafting is not None and self._drafted_batch(drafting, batch, encoded, config, eos, outputs, shared):
                 if progress:
                     progress(len(batch))
                 return
-            ids, mask = self._left_padded([encoded[i] for i in batch], bucket=64 if self.static_cache else 1)
+            rows = [encoded[i] for i in batch]
+            prefix = None if self.static_cache else self.prefix_cache  # a static cache has fixed shapes
+            prefixed = prefix.generate_inputs(rows, shared, kwargs["pad_token_id"] or 0) if prefix else None
+            if prefixed is not None:  # the shared chat prefix comes from its cache, run once for this model
+                ids, mask, cache = prefixed
+                kwargs[cache_keyword(self.model)] = cache
+            else:
+                ids, mask = self._left_padded(rows, bucket=64 if self.static_cache else 1)
             if config.do_sample:
                 torch.manual_seed(config.seed)
             # generation stops as soon as every sequence in the batch has produced EOS
             generated = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            kwargs.pop(cache_keyword(self.model), None)
             new_tokens = generated[:, ids.shape[1] :]
             for row, index in enumerate(batch):
                 outputs[index] = self.tokenizer.decode(new_tokens[row], skip_special_tokens=True).strip()
@@ -229,7 +241,7 @@ class HFBackend:
 
     def _drafted_batch(
         self, role: DraftRole, batch: list[int], encoded: list[list[int]], config: GenerationConfig,
-        eos: Any, outputs: list[str],
+        eos: Any, outputs: list[str], shared: int,
     ) -> bool:  # fmt: skip
         """A variant's batch decoded by verifying the base's drafts (False: no draft in it, decode plainly)."""
         if role.record:
@@ -240,7 +252,8 @@ class HFBackend:
             return False
         tokens, counts = draft_greedy(
             self.model, prompts, drafts, max_new_tokens=config.max_new_tokens, eos_ids=eos_set(eos),
-            pad_id=self.tokenizer.pad_token_id or 0, device=self.device,
+            pad_id=self.tokenizer.pad_token_id or 0, device=self.device, prefix_cache=self.prefix_cache,
+            prefix_length=shared,
         )  # fmt: skip
         role.counts.add(counts)
         for row, index in enumerate(batch):

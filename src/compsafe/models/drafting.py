@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from compsafe.models.prefix_cache import PrefixCache, cache_keyword
+
 # generation_config fields that change greedy decoding when set (logits processors, stopping criteria, beam
 # or contrastive search), with their neutral value: a model whose config sets one decodes with plain
 # ``generate``, never with drafts, because the draft loop applies none of them.
@@ -81,15 +83,10 @@ def plain_greedy_reason(model: Any) -> str | None:
         return f"no dynamic KV cache for this model ({exc})"
     if any(type(layer) is not DynamicLayer for layer in layers):
         return "sliding-window or recurrent cache layers"
-    if not {"position_ids", "attention_mask", "logits_to_keep"} <= set(_forward_parameters(model)):
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT passes kwargs on
+    if not {"position_ids", "attention_mask", "logits_to_keep"} <= set(inspect.signature(inner.forward).parameters):
         return "forward takes no position_ids/attention_mask/logits_to_keep"
     return None
-
-
-def _forward_parameters(model: Any) -> list[str]:
-    """The forward's named parameters (a PEFT wrapper passes its keyword arguments to the model it wraps)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return list(inspect.signature(inner.forward).parameters)
 
 
 def eos_set(eos: int | Sequence[int] | None) -> set[int]:
@@ -227,24 +224,25 @@ def draft_greedy(
     eos_ids: set[int],
     pad_id: int,
     device: torch.device | str = "cpu",
+    prefix_cache: PrefixCache | None = None,
+    prefix_length: int = 0,
 ) -> tuple[list[list[int]], DraftCounts]:
     """Greedy continuations of ``prompts`` (token ids, up to and including EOS), verified against ``drafts``.
 
     Equal to ``model.generate(..., do_sample=False)`` on the left-padded batch up to floating-point
-    summation order; a draft only decides how many tokens one forward pass can confirm.
+    summation order; a draft only decides how many tokens one forward pass can confirm. ``prefix_cache``:
+    the prompts' first ``prefix_length`` tokens (shared by all) come from it instead of being run per row.
     """
     from transformers.cache_utils import DynamicCache
 
     rows = _Rows([list(d or []) for d in drafts], max_new_tokens, eos_ids)
     counts = DraftCounts(rows=sum(1 for d in drafts if d))
-    cache = DynamicCache(config=model.config)
-    # transformers 5 renamed past_key_values to cache (the old name warns)
-    cache_arg = "cache" if "cache" in _forward_parameters(model) else "past_key_values"
+    prefix, cache = (0, DynamicCache(config=model.config))
+    if prefix_cache is not None:
+        prefix, cache = prefix_cache.start(prompts, prefix_length)
+    cache_arg = cache_keyword(model)
     active = list(range(len(prompts)))  # original row index of each cache row
-    # first block: prompt + draft, left-padded; a draft longer than the budget is cut to what can be checked
-    proposals = {row: rows.drafts[row][: max(rows.room(row), 0)] for row in active}
-    ids, mask = _padded([list(prompts[row]) + proposals[row] for row in active], pad_id, left=True)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    ids, mask, positions, proposals = _first_block(rows, prompts, prefix, pad_id)
     ends = [ids.shape[1]] * len(active)  # block column after each row's last real token
     keep = max(len(q) for q in proposals.values()) + 1
     while True:
@@ -291,6 +289,18 @@ def draft_greedy(
         keep = ids.shape[1]
     counts.generated = sum(len(o) for o in rows.outputs)
     return rows.outputs, counts
+
+
+def _first_block(
+    rows: _Rows, prompts: Sequence[Sequence[int]], prefix: int, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[int, list[int]]]:
+    """Each row's prompt after the cached ``prefix`` + its draft (cut to what the budget can check),
+    left-padded: ids, the attention mask over prefix + block, positions counting real tokens, proposals."""
+    proposals = {row: rows.drafts[row][: max(rows.room(row), 0)] for row in range(len(prompts))}
+    ids, mask = _padded([list(prompts[row][prefix:]) + proposals[row] for row in proposals], pad_id, left=True)
+    positions = prefix + (mask.cumsum(-1) - 1).clamp(min=0)
+    mask = torch.cat([torch.ones((len(prompts), prefix), dtype=torch.long), mask], dim=-1)
+    return ids, mask, positions, proposals
 
 
 def _padded(blocks: list[list[int]], pad_id: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
