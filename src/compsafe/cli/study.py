@@ -161,15 +161,19 @@ def run(
     with progress_observer() as observer:
         summary = api.run(run_config, observer)
     print_summary(summary, console)
-    drafted = {k: m for k, m in summary.get("drafting", {}).get("models", {}).items() if m.get("generated_tokens")}
-    if drafted:  # how much of each variant's generation the base's answers saved (models/drafting.py)
-        say("tokens accepted from the base's drafts: " + ", ".join(
-            f"{label} {m['accepted_share']:.0%}" for label, m in drafted.items()
-        ))  # fmt: skip
+    say_drafting(summary)
     say(
         f"run folder: {run_config.out}  (summary.json, records/, report.html)  ·  "
         f"{summary['timing_seconds']['total']:.0f} s"
     )
+
+
+def say_drafting(summary: dict) -> None:
+    """How much of each variant's generation the base's answers saved (models/drafting.py)."""
+    drafted = {k: m for k, m in summary.get("drafting", {}).get("models", {}).items() if m.get("generated_tokens")}
+    if drafted:
+        shares = ", ".join(f"{label} {m['accepted_share']:.0%}" for label, m in drafted.items())
+        say(f"tokens accepted from the base's drafts: {shares}")
 
 
 @command()

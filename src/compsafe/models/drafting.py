@@ -63,6 +63,7 @@ _NEUTRAL_GENERATION = {
 
 LOOKUP_NGRAM = 2  # tokens of the variant's own tail matched in the base's answer to re-draft after a rejection
 LOOKUP_TOKENS = 16  # at most this many re-drafted tokens verified per decode step
+LOOKUP_START = 4  # a row's first re-draft after a rejection; doubled while accepted whole, halved when cut short
 
 
 def plain_greedy_reason(model: Any) -> str | None:
@@ -191,6 +192,13 @@ class _Rows:
         self.eos_ids = eos_ids
         self.outputs: list[list[int]] = [[] for _ in drafts]
         self.done = [False] * len(drafts)
+        self.lookahead = [LOOKUP_START] * len(drafts)  # adaptive: verifying tokens that get rejected costs compute
+
+    def adapt(self, row: int, proposed: int, accepted: int) -> None:
+        """Grow a row's re-draft length while its re-drafts are accepted whole, shrink it when they are not."""
+        if proposed:
+            grown = min(2 * self.lookahead[row], LOOKUP_TOKENS)
+            self.lookahead[row] = grown if accepted == proposed else max(1, self.lookahead[row] // 2)
 
     def take(self, row: int, tokens: Sequence[int]) -> None:
         """Append the variant's tokens to ``row``, stopping at EOS or the token budget."""
@@ -204,6 +212,10 @@ class _Rows:
     def room(self, row: int) -> int:
         """Draft tokens worth verifying for ``row``: a block of n inputs yields n predictions."""
         return self.max_new - len(self.outputs[row]) - 1
+
+    def redraft(self, row: int) -> list[int]:
+        """The base's continuation where it lines up with ``row``'s answer, at most its lookahead long."""
+        return lookup_draft(self.drafts[row], self.outputs[row], min(self.room(row), self.lookahead[row]))
 
 
 def accepted_prefix(predicted: Sequence[int], proposal: Sequence[int]) -> int:
@@ -245,6 +257,7 @@ def draft_greedy(
     ids, mask, positions, proposals = _first_block(rows, prompts, prefix, pad_id)
     ends = [ids.shape[1]] * len(active)  # block column after each row's last real token
     keep = max(len(q) for q in proposals.values()) + 1
+    redrafted = False
     while True:
         logits = model(
             input_ids=ids.to(device),
@@ -268,6 +281,8 @@ def draft_greedy(
             before = len(rows.outputs[row])
             rows.take(row, guess[: k + 1])
             counts.accepted += min(k, len(rows.outputs[row]) - before)
+            if redrafted:  # the first block verified the base's whole answer; later blocks are re-drafts
+                rows.adapt(row, len(proposal), k)
             # rejected proposal tokens stay in the cache as masked-out holes
             mask[cache_row, block_start + first + 1 + k : block_start + ends[cache_row]] = 0
         still = [i for i, row in enumerate(active) if not rows.done[row]]
@@ -280,13 +295,13 @@ def draft_greedy(
             active = [active[i] for i in still]
         mask = _crop_common_holes(cache, mask)
         # next block: each row's last token, then a re-draft from the base's answer where one lines up
-        proposals = {row: lookup_draft(rows.drafts[row], rows.outputs[row], rows.room(row)) for row in active}
+        proposals = {row: rows.redraft(row) for row in active}
         blocks = [[rows.outputs[row][-1], *proposals[row]] for row in active]
         ids, block_mask = _padded(blocks, pad_id, left=False)
         ends = [len(b) for b in blocks]
         positions = mask.sum(-1)[:, None] + torch.arange(ids.shape[1])[None, :]  # counting valid tokens only
         mask = torch.cat([mask, block_mask], dim=-1)
-        keep = ids.shape[1]
+        keep, redrafted = ids.shape[1], True
     counts.generated = sum(len(o) for o in rows.outputs)
     return rows.outputs, counts
 
