@@ -49,6 +49,8 @@ class RunConfig:
     gpus_per_task: float = 0.0
     # measure each folder/.gguf model's own cost (load time, peak memory, tokens/s) in a child process
     artefact_cost: bool = False
+    # greedy variants verify the base's answers as drafts (exact; models.drafting); False: plain generation
+    draft: bool = True
 
     def __post_init__(self) -> None:
         for name, value in validate_options(asdict_shallow(self), origin=None).items():

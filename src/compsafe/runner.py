@@ -38,6 +38,7 @@ from compsafe.judges import get_judge
 from compsafe.metrics import drift_measures, scan_probes
 from compsafe.models import GenerationConfig, HFBackend, LoadOptions, ModelHandle, load_model
 from compsafe.models.cost import handle_cost
+from compsafe.models.drafting import DraftBook, DraftRole
 from compsafe.models.numerics import numerics
 from compsafe.probes import Probe, ProbeContext, build_probe
 from compsafe.store import ResultStore, item_digest, stable_hash
@@ -129,6 +130,8 @@ class Evaluator:
         self.judge = get_judge(plan.config.judge)
         self.generation = GenerationConfig(max_new_tokens=plan.config.max_new_tokens, seed=plan.config.seed)
         self.base_keys: dict[str, str] = {}
+        self.drafts = DraftBook(enabled=plan.config.draft)  # the base's greedy answers, drafts for the variants
+        self.probe_seconds: dict[str, dict[str, float]] = {}  # model -> probe -> seconds spent computing
 
     def probe_key(self, probe: Probe, model_key: dict[str, Any], context: ProbeContext) -> str:
         return self.store.register_key({"model": model_key, "query": probe.query_config(context)})
@@ -162,7 +165,8 @@ class Evaluator:
         self, label: str, handle: ModelHandle | None, model_key: dict[str, Any], is_base: bool
     ) -> dict[str, list[dict[str, Any]]]:
         """Records of every probe for this model (from the store, computing the missing ones)."""
-        backend = HFBackend(handle, self.plan.config.batch_size) if handle is not None else None
+        drafting = DraftRole(self.drafts, label, record=is_base)
+        backend = HFBackend(handle, self.plan.config.batch_size, drafting=drafting) if handle is not None else None
         records: dict[str, list[dict[str, Any]]] = {}
         for probe in self.plan.probes:
             digests = {i.id: item_digest(i.data) for i in probe.items}
@@ -185,9 +189,11 @@ class Evaluator:
                     raise RuntimeError("records missing but no model loaded")  # the runner prevents this
                 description = f"{label} · {probe.name}"
                 context.progress = self.observer.task(description, len(todo))
+                probe_started = time.perf_counter()
                 for batch in probe.evaluate(todo, context):
                     self.store.put_records(key, [(r["item_id"], digests[r["item_id"]], r) for r in batch])
                     self.on_commit()
+                self.probe_seconds.setdefault(label, {})[probe.name] = round(time.perf_counter() - probe_started, 2)
                 self.observer.done(description)
             stored = self.store.records(key)
             records[probe.name] = [stored[(i.id, digests[i.id])] for i in probe.items]
@@ -222,6 +228,7 @@ def run(config: RunConfig, observer: RunObserver | None = None) -> dict[str, Any
     from compsafe.summary import summary_document
 
     summary = summarize_run(study.plan, study.models, study.records, study.timings, started)
+    summary.update(probe_seconds=study.evaluator.probe_seconds, drafting=study.evaluator.drafts.summary())
     clock.save(force=True)
     summary["compute_seconds"] = clock.to_dict()  # this invocation and every invocation into this folder
     summary = summary_document(summary)
@@ -419,6 +426,8 @@ def summarize_run(
     timings: dict[str, float],
     started: float,
 ) -> dict[str, Any]:
+    import transformers
+
     config = plan.config
     per_model = {label: {p.name: p.summarize(records[label][p.name]) for p in plan.probes} for label in records}
     comparisons: dict[str, dict[str, Any]] = {}
@@ -470,7 +479,7 @@ def summarize_run(
         "environment": {
             "python": platform.python_version(),
             "torch": torch.__version__,
-            "transformers": _version("transformers"),
+            "transformers": transformers.__version__,
             "numerics": models["base"].get("numerics"),
             "platform": platform.platform(),
             "seed": config.seed,
@@ -488,12 +497,3 @@ def judge_summary(spec: str, judge: Any, comparisons: dict[str, Any]) -> dict[st
     if second is not None:
         entry["second_opinion"] = second
     return entry
-
-
-def _version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None

@@ -120,6 +120,10 @@ def run(
         "fresh process: the base's files, every folder/.gguf variant, and each recipe variant written (to a temporary "
         "folder) as `compsafe compress` would write it."
     ),
+    no_draft: bool = typer.Option(
+        False, "--no-draft", help="Decode every variant plainly instead of verifying the base's greedy answers as "
+        "drafts (same results; use it to check that, or to time the plain path)."
+    ),
 ) -> None:
     """Compress, probe base and variants on the same items, and report the paired deltas."""
     from compsafe.config import RunConfig, split_list, split_variants
@@ -130,6 +134,7 @@ def run(
         "variants": split_variants(variants) if variants is not None else None,
         "probes": split_list(probes) if probes is not None else None,
         "profile": profile,
+        "draft": False if no_draft else None,
         "out": out,
         "limit": limit,
         "judge": judge,
@@ -158,10 +163,19 @@ def run(
     with progress_observer() as observer:
         summary = api.run(run_config, observer)
     print_summary(summary, console)
+    say_drafting(summary)
     say(
         f"run folder: {run_config.out}  (summary.json, records/, report.html)  ·  "
         f"{summary['timing_seconds']['total']:.0f} s"
     )
+
+
+def say_drafting(summary: dict) -> None:
+    """How much of each variant's generation the base's answers saved (models/drafting.py)."""
+    drafted = {k: m for k, m in summary.get("drafting", {}).get("models", {}).items() if m.get("generated_tokens")}
+    if drafted:
+        shares = ", ".join(f"{label} {m['accepted_share']:.0%}" for label, m in drafted.items())
+        say(f"tokens accepted from the base's drafts: {shares}")
 
 
 @command()

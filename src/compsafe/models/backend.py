@@ -14,7 +14,9 @@ from typing import Any
 
 import torch
 
+from compsafe.models.drafting import DraftRole, draft_greedy, eos_set, plain_greedy_reason, until_eos
 from compsafe.models.loading import ModelHandle
+from compsafe.models.prefix_cache import PrefixCache, cache_keyword, shared_prefix_length
 
 ProgressCallback = Callable[[int], None]
 
@@ -81,7 +83,14 @@ def rolling_windows(tokens: list[int], prefix: int, max_len: int) -> Iterator[tu
 class HFBackend:
     """Batched inference over a ``ModelHandle`` (left padding for generation, right padding for scoring)."""
 
-    def __init__(self, handle: ModelHandle, batch_size: int = 16, *, static_cache: bool | None = None) -> None:
+    def __init__(
+        self,
+        handle: ModelHandle,
+        batch_size: int = 16,
+        *,
+        static_cache: bool | None = None,
+        drafting: DraftRole | None = None,
+    ) -> None:
         self.handle = handle
         self.model = handle.model
         self.tokenizer = handle.tokenizer
@@ -91,6 +100,10 @@ class HFBackend:
         # transformers compile the decode step. Prompt widths are bucketed so few shapes get compiled.
         self.static_cache = handle.device.type == "cuda" if static_cache is None else static_cache
         self.oom_backoffs = 0
+        # a study's draft book (models.drafting): the base records its greedy tokens, a variant verifies them
+        self.drafting = drafting
+        # the chat template's shared prefix, run once per model (None: every prompt runs whole)
+        self.prefix_cache: PrefixCache | None = PrefixCache(self.model, self.device)
 
     def _batched(self, lengths: Sequence[int], run_batch: Callable[[list[int]], None]) -> None:
         """Call ``run_batch`` on length-sorted batches, halving the batch size on out-of-memory.
@@ -182,21 +195,70 @@ class HFBackend:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if self.static_cache:
             kwargs["cache_implementation"] = "static"
+        drafting = self._drafting_for(config)
+        shared = shared_prefix_length(encoded)  # what every prompt of this call starts with (the chat template's)
 
         def run_batch(batch: list[int]) -> None:
-            ids, mask = self._left_padded([encoded[i] for i in batch], bucket=64 if self.static_cache else 1)
+            if drafting is not None and self._drafted_batch(drafting, batch, encoded, config, eos, outputs, shared):
+                if progress:
+                    progress(len(batch))
+                return
+            rows = [encoded[i] for i in batch]
+            prefix = None if self.static_cache else self.prefix_cache  # a static cache has fixed shapes
+            prefixed = prefix.generate_inputs(rows, shared, kwargs["pad_token_id"] or 0) if prefix else None
+            if prefixed is not None:  # the shared chat prefix comes from its cache, run once for this model
+                ids, mask, cache = prefixed
+                kwargs[cache_keyword(self.model)] = cache
+            else:
+                ids, mask = self._left_padded(rows, bucket=64 if self.static_cache else 1)
             if config.do_sample:
                 torch.manual_seed(config.seed)
             # generation stops as soon as every sequence in the batch has produced EOS
             generated = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            kwargs.pop(cache_keyword(self.model), None)
             new_tokens = generated[:, ids.shape[1] :]
             for row, index in enumerate(batch):
                 outputs[index] = self.tokenizer.decode(new_tokens[row], skip_special_tokens=True).strip()
+            if drafting is not None:  # the base keeps its tokens as drafts; a variant without drafts counts them
+                for row, index in enumerate(batch):
+                    tokens = until_eos(new_tokens[row].tolist(), eos_set(eos))
+                    if drafting.record:
+                        drafting.book.record(encoded[index], config, tokens)
+                    else:
+                        drafting.counts.generated += len(tokens)
             if progress:
                 progress(len(batch))
 
         self._batched([len(e) for e in encoded], run_batch)
         return outputs
+
+    def _drafting_for(self, config: GenerationConfig) -> DraftRole | None:
+        """The draft role for this call: greedy decoding only, with a book, on a model drafts can reproduce."""
+        role = self.drafting
+        if role is None or config.do_sample or not role.book.enabled or plain_greedy_reason(self.model) is not None:
+            return None
+        return role
+
+    def _drafted_batch(
+        self, role: DraftRole, batch: list[int], encoded: list[list[int]], config: GenerationConfig,
+        eos: Any, outputs: list[str], shared: int,
+    ) -> bool:  # fmt: skip
+        """A variant's batch decoded by verifying the base's drafts (False: no draft in it, decode plainly)."""
+        if role.record:
+            return False
+        prompts = [encoded[i] for i in batch]
+        drafts = [role.book.get(p, config) for p in prompts]
+        if not any(drafts):
+            return False
+        tokens, counts = draft_greedy(
+            self.model, prompts, drafts, max_new_tokens=config.max_new_tokens, eos_ids=eos_set(eos),
+            pad_id=self.tokenizer.pad_token_id or 0, device=self.device, prefix_cache=self.prefix_cache,
+            prefix_length=shared,
+        )  # fmt: skip
+        role.counts.add(counts)
+        for row, index in enumerate(batch):
+            outputs[index] = self.tokenizer.decode(tokens[row], skip_special_tokens=True).strip()
+        return True
 
     @torch.inference_mode()
     def next_token_logprobs(

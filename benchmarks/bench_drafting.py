@@ -1,0 +1,124 @@
+"""What the base-as-draft decoding and the shared-prefix cache save, and whether they change any answer.
+
+On the default model (or --model), for one generation probe's prompts, timed with the backend the probes use:
+the base generates with the prefix cache (compsafe's default; recording its answers as drafts) and without
+it (every prompt run whole, the old path); then the variant generates drafted (the default), plain with the
+prefix cache (``--no-draft``) and plain without it (the old path), and plain at batch size 1 as a noise
+reference. Prints each variant time as a share of the base's, the share of identical answers, the share of
+tokens accepted from drafts, and for every answer that differs between drafted and the old path the
+variant's top-2 logit gap at the first differing token (recomputed on the unpadded prompt + common prefix):
+a near-tie means bf16 summation-order noise, the same kind that batch size 1 vs N shows on the plain path.
+
+Usage: flock /work/measure.lock nice -n 5 python benchmarks/bench_drafting.py --limit 40 [--recipe int8]
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+def timed(generate: Callable[[], list[str]]) -> tuple[list[str], float]:
+    started = time.perf_counter()
+    out = generate()
+    return out, time.perf_counter() - started
+
+
+def main() -> None:
+    from compsafe.compress import applied
+    from compsafe.models import GenerationConfig, HFBackend, LoadOptions, load_model
+    from compsafe.models.drafting import DraftBook, DraftRole
+    from compsafe.probes import build_probe
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="model path (default: the embedded default model)")
+    parser.add_argument("--recipe", default="int8")
+    parser.add_argument("--probe", default="refusal")
+    parser.add_argument("--limit", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    args = parser.parse_args()
+
+    handle = load_model(args.model, LoadOptions(device="cpu", dtype="auto"))
+    prompts = [item.data["prompt"] for item in build_probe(args.probe, args.limit).items]
+    config = GenerationConfig(max_new_tokens=args.max_new_tokens)
+
+    def backend(*, prefix: bool = True, drafting: DraftRole | None = None, batch_size: int = args.batch_size):
+        made = HFBackend(handle, batch_size, drafting=drafting)
+        made.prefix_cache = made.prefix_cache if prefix else None
+        return made
+
+    book = DraftBook()
+    _, base_seconds = timed(lambda: backend(drafting=DraftRole(book, "base", record=True)).generate(prompts, config))
+    _, base_whole_seconds = timed(lambda: backend(prefix=False).generate(prompts, config))
+    with applied(handle.model, args.recipe):
+        role = DraftRole(book, args.recipe, record=False)
+        drafted, drafted_seconds = timed(lambda: backend(drafting=role).generate(prompts, config))
+        no_draft, no_draft_seconds = timed(lambda: backend().generate(prompts, config))
+        old, old_seconds = timed(lambda: backend(prefix=False).generate(prompts, config))
+        single, _ = timed(lambda: backend(prefix=False, batch_size=1).generate(prompts, config))
+        counts = book.counts[args.recipe]
+        print(f"model: {handle.source} ({handle.dtype}); variant {args.recipe}; probe {args.probe}: "
+              f"{len(prompts)} prompts, batch {args.batch_size}, max_new_tokens {args.max_new_tokens}")  # fmt: skip
+        print(f"base generation: {base_seconds:.1f} s (prefix cache); {base_whole_seconds:.1f} s without it")
+        for name, seconds in (("drafted (default)", drafted_seconds), ("--no-draft (prefix cache)", no_draft_seconds),
+                              ("old path (no drafts, no prefix cache)", old_seconds)):  # fmt: skip
+            print(f"variant {name}: {seconds:.1f} s = {seconds / base_seconds:.0%} of the base's "
+                  f"({seconds / base_whole_seconds:.0%} of the base's old path)")  # fmt: skip
+        print(f"tokens accepted from drafts: {counts.accepted}/{counts.generated} "
+              f"({counts.accepted / max(counts.generated, 1):.0%}); forward passes: {counts.forwards}")  # fmt: skip
+        print(f"identical answers: drafted vs old path {agree(drafted, old)}, --no-draft vs old path "
+              f"{agree(no_draft, old)}; noise reference: old path at batch 1 vs {args.batch_size} {agree(single, old)}")
+        differing_gaps(handle, backend(prefix=False), prompts, book, config)
+
+
+def agree(a: list[str], b: list[str]) -> str:
+    return f"{sum(x == y for x, y in zip(a, b, strict=True))}/{len(a)}"
+
+
+@torch.inference_mode()
+def differing_gaps(handle: Any, backend: Any, prompts: list[str], book: Any, config: Any) -> None:
+    """Token ids of the drafted and the old-path decodings (the backend's batches, mirrored), and the
+    variant's top-2 logit gap where they first part."""
+    from compsafe.models.backend import length_sorted_batches
+    from compsafe.models.drafting import draft_greedy, eos_set, until_eos
+    from compsafe.models.prefix_cache import PrefixCache, shared_prefix_length
+
+    model, tokenizer = handle.model, handle.tokenizer
+    eos = eos_set(model.generation_config.eos_token_id or tokenizer.eos_token_id)
+    encoded = [backend._encode(backend.format_chat(p), chat_formatted=True) for p in prompts]
+    shared, prefix = shared_prefix_length(encoded), PrefixCache(model)
+    gaps = []
+    for batch in length_sorted_batches([len(e) for e in encoded], backend.batch_size):
+        rows = [encoded[i] for i in batch]
+        ids, mask = backend._left_padded(rows)
+        generated = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=config.max_new_tokens,
+                                   do_sample=False, pad_token_id=tokenizer.pad_token_id, eos_token_id=list(eos),
+                                   temperature=None, top_p=None, top_k=None)  # fmt: skip
+        old = [until_eos(r, eos) for r in generated[:, ids.shape[1] :].tolist()]
+        drafted, _ = draft_greedy(model, rows, [book.get(r, config) for r in rows],
+                                  max_new_tokens=config.max_new_tokens, eos_ids=eos,
+                                  pad_id=tokenizer.pad_token_id or 0, prefix_cache=prefix,
+                                  prefix_length=shared)  # fmt: skip
+        for prompt, a, b in zip(rows, old, drafted, strict=True):
+            if a == b:
+                continue
+            j = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+            logits = model(input_ids=torch.tensor([prompt + a[:j]])).logits[0, -1].float()
+            top = torch.topk(logits, 2)
+            gaps.append(float(top.values[0] - top.values[1]))
+            print(f"  differs at token {j}: old path {a[j] if j < len(a) else None} vs drafted "
+                  f"{b[j] if j < len(b) else None}; top-2 logit gap {gaps[-1]:.4f} "
+                  f"(logits {top.values[0]:.3f}, {top.values[1]:.3f})")  # fmt: skip
+    if gaps:
+        print(f"differing answers (token level): {len(gaps)}; top-2 gap at the first difference: max "
+              f"{max(gaps):.4f}, median {sorted(gaps)[len(gaps) // 2]:.4f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
