@@ -87,7 +87,10 @@ def test_format_errors_are_one_line(tiny_llama_dir: Path, tmp_path: Path) -> Non
     )
     assert sparse.exit_code == 2 and "--format dense" in sparse.output and not (tmp_path / "b").exists()
     auto = runner.invoke(app, [*base, "--recipe", "mag-50", "--out", str(tmp_path / "c")])
-    assert auto.exit_code == 0 and read_manifest(tmp_path / "c")["export_format"] == "dense"
+    assert auto.exit_code == 0 and read_manifest(tmp_path / "c")["export_format"] == "sparse-bitmask"
+    assert "plain transformers" in auto.output  # the one-line note: load it with compsafe
+    lowrank = runner.invoke(app, [*base, "--recipe", "lowrank-r0.50", "--out", str(tmp_path / "d")])
+    assert lowrank.exit_code == 0 and read_manifest(tmp_path / "d")["export_format"] == "dense"
 
 
 @pytest.mark.parametrize("recipe", ["int4-gptq-g32-actorder", "int3-awq-g32"])

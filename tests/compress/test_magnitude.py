@@ -12,6 +12,7 @@ from compsafe.compress.magnitude import NMConfig, nm_keep_mask
 from compsafe.compress.selection import cut_mask, find_cut
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
+from compsafe.models.sparse_bitmask import encoded_bytes
 from conftest import tiny_gpt2, tiny_llama
 
 transformers.logging.set_verbosity_error()
@@ -36,8 +37,8 @@ def test_per_layer_count_is_exact_and_prunes_smallest(percent: int) -> None:
         assert layer.sparsity == zeroed.float().mean().item()
         assert orig[zeroed].abs().max() <= orig[~zeroed].abs().min()
         assert torch.equal(new[~zeroed], orig[~zeroed])  # survivors are untouched
-        assert layer.bits_per_weight == 32.0
-    assert report.packed_size_bytes == report.dense_size_bytes
+        assert layer.bits_per_weight == 8 * encoded_bytes(new, "sparse-bitmask") / new.numel()  # the bitmask layout
+    assert report.packed_size_bytes < report.dense_size_bytes
 
 
 def test_ties_are_broken_by_earliest_index() -> None:
@@ -141,9 +142,11 @@ def test_nm_accounting_exact() -> None:
     model = nn.Sequential(nn.Linear(256, 64)).to(torch.float16)
     report = apply_recipe(model, "2:4")
     (layer,) = report.layers
-    assert layer.bits_per_weight == 0.5 * 16 + 0.5 * 2 == NMConfig(2, 4).bits_per_weight(torch.float16)
+    shape_bytes = 16  # the layout's int64 [2, 1] shape tensor
+    assert layer.bits_per_weight == 0.5 * 16 + 0.5 * 2 + 8 * shape_bytes / (64 * 256)
+    assert NMConfig(2, 4).bits_per_weight(torch.float16) == 0.5 * 16 + 0.5 * 2
     kept = 64 * 256 // 2
-    assert report.packed_size_bytes == kept * 2 + kept * 2 // 8 + 64 * 2
+    assert report.packed_size_bytes == kept * 2 + kept * 2 // 8 + shape_bytes + 64 * 2
     assert report.dense_size_bytes == (64 * 256 + 64) * 2
     assert NMConfig(4, 8).bits_per_weight(torch.bfloat16) == 0.5 * (16 + 3)
     assert NMConfig(1, 4).bits_per_weight(torch.float32) == 0.25 * (32 + 2)

@@ -13,6 +13,7 @@ from compsafe.compress.magnitude import MagnitudeConfig, NMConfig, nm_keep_mask
 from compsafe.compress.sparsegpt import SparseGPTConfig, sparsegpt_prune
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
+from compsafe.models.sparse_bitmask import encoded_bytes
 from conftest import correlated_layer, layer_error, tiny_gpt2, tiny_llama
 
 transformers.logging.set_verbosity_error()
@@ -112,7 +113,8 @@ def test_end_to_end_nm_accounts_like_nm() -> None:
         assert torch.isfinite(model(input_ids=calibration().input_ids).logits).all()
     assert report.sparsity == 0.5
     assert [lr.bits_per_weight for lr in report.layers] == [lr.bits_per_weight for lr in nm_report.layers]
-    assert report.layers[0].bits_per_weight == NMConfig(2, 4).bits_per_weight(torch.float32)
+    numel = report.layers[0].numel  # + the layout's 16-byte shape tensor
+    assert report.layers[0].bits_per_weight == NMConfig(2, 4).bits_per_weight(torch.float32) + 128 / numel
     assert report.packed_size_bytes == nm_report.packed_size_bytes
     assert all(lr.output_error is not None for lr in report.layers)
     for _, module in compressible_linears(model):
@@ -127,7 +129,9 @@ def test_end_to_end_unstructured_beats_magnitude_on_gpt2() -> None:
     calib = calibration()
     report = apply_recipe(sparse, "sparsegpt-50", calib)
     apply_recipe(mag, "mag-50")
-    assert report.sparsity == 0.5 and report.layers[0].bits_per_weight == 32.0
+    first = weight_view(sparse.get_submodule(report.layers[0].name))
+    assert report.sparsity == 0.5
+    assert report.layers[0].bits_per_weight == 8 * encoded_bytes(first, "sparse-bitmask") / first.numel()
     with torch.no_grad():
         ref = base(input_ids=calib.input_ids).logits
         err_sparse = (sparse(input_ids=calib.input_ids).logits - ref).norm()

@@ -12,6 +12,7 @@ from compsafe.compress.magnitude import nm_keep_mask
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.compress.wanda import WandaConfig, wanda_prune_mask
 from compsafe.errors import RecipeError
+from compsafe.models.sparse_bitmask import encoded_bytes
 from conftest import tiny_llama
 
 transformers.logging.set_verbosity_error()
@@ -75,8 +76,8 @@ def test_exact_per_row_counts_and_untouched_survivors(percent: int) -> None:
         assert (zeroed.sum(dim=1) == round(percent / 100 * orig.shape[1])).all()
         assert torch.equal(new[~zeroed], orig[~zeroed])
         assert layer.sparsity == pytest.approx(percent / 100, abs=1 / orig.shape[1])
-        assert layer.bits_per_weight == 32.0
-    assert report.packed_size_bytes == report.dense_size_bytes
+        assert layer.bits_per_weight == 8 * encoded_bytes(new, "sparse-bitmask") / new.numel()  # the bitmask layout
+    assert report.packed_size_bytes < report.dense_size_bytes
     assert report.extra["calibration"]["digest"] == "random-0"
 
 
@@ -110,10 +111,11 @@ def test_exact_nm_pattern_and_accounting(recipe: str, n: int, m: int) -> None:
         kept = (new != 0).reshape(new.shape[0], -1, m).sum(-1)
         assert (kept == n).all()
         assert torch.equal(new[new != 0], before[layer.name][new != 0])
-        index_bits = (m - 1).bit_length()
-        assert layer.bits_per_weight == pytest.approx(n / m * (32 + index_bits))
-        kept_values = layer.numel // m * n
-        packed -= layer.numel * 4 - (kept_values * 4 + -(-kept_values * index_bits // 8))
+        layout = "sparse-24-bitmask" if (n, m) == (2, 4) else "sparse-bitmask"  # what the export writes
+        assert layer.bits_per_weight == 8 * encoded_bytes(new, layout) / layer.numel
+        if (n, m) == (2, 4):  # its mask bits are the N:M metadata: 2 index bits per kept value, + a 16-byte shape
+            assert layer.bits_per_weight == pytest.approx(n / m * (32 + 2) + 128 / layer.numel)
+        packed -= layer.numel * 4 - encoded_bytes(new, layout)
     assert report.packed_size_bytes == packed
 
 

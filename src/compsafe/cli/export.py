@@ -17,8 +17,9 @@ def compress(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write (safetensors model + compsafe_manifest.json)."),
     export_format: str = typer.Option(
-        "auto", "--format", help="compressed-tensors (packed int codes + scales), dense (dequantized at the model's "
-        "dtype), or auto: packed when the recipe quantizes, else dense."
+        "auto", "--format", help="compressed-tensors (packed int codes + scales), sparse-bitmask / sparse-24-bitmask "
+        "(pruned weights; compsafe loads them), dense (dequantized at the model's dtype), or auto: packed when the "
+        "recipe quantizes, the sparse layout when it prunes, else dense."
     ),
     model: str = typer.Option(
         None, "--model", "-m", help="Model folder, .gguf file, hub id or catalog name (default: the embedded model)."

@@ -62,6 +62,8 @@ class CompressionReport:
     kept_layers: list[LayerReport] = field(default_factory=list)
     # quantized layers' int grids by module name (``rtn.QuantGrid``): what a packed export stores; not serialised
     grids: dict[str, Any] = field(default_factory=dict, repr=False)
+    # pruned layers' sparse layouts by module name (``models.sparse_bitmask``): what a sparse export writes
+    sparse_layouts: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def compressed_numel(self) -> int:

@@ -4,13 +4,14 @@ Magnitude is the calibration-free pruning baseline (as RTN is for quantization),
 weights does before any method gets to choose which weights matter for the calibration data.
 
 Storage accounting (``bits_per_weight``), stated because it decides where a variant lands on a
-size-vs-safety plot:
+size-vs-safety plot: the bytes of the sparse layout ``compsafe compress`` writes (``models.sparse_bitmask``,
+compressed-tensors' layouts), counted from the stored weight:
 
-* unstructured: the dense dtype's bits. A zero in a dense matrix still costs its full slot; sparse formats
-  only pay off at sparsities far above what keeps an LLM usable, so we do not pretend otherwise.
-* N:M: what the deployed compressed format stores (NVIDIA's 2:4 sparse tensor cores): the n kept values at
-  the dtype's bits plus ``ceil(log2(m))`` index bits per kept value. For 2:4 in fp16 that is
-  ``0.5 * 16 + 0.5 * 2 = 9`` bits per weight.
+* unstructured (and N:M other than 2:4): ``sparse-bitmask``: the non-zero values at the dtype's bits, 1 mask
+  bit per weight, an int64 row offset per row. At 50% in bf16: 0.5 * 16 + 1 + 64 / in_features ~ 9.1 bits.
+* 2:4: ``sparse-24-bitmask``: the kept half at the dtype's bits plus 1 mask bit per weight, which is the N:M
+  metadata of ``NMConfig.bits_per_weight`` (``ceil(log2 4) = 2`` index bits per kept value): for fp16
+  ``0.5 * 16 + 0.5 * 2 = 9`` bits per weight (NVIDIA's 2:4 sparse tensor cores store the same).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from compsafe.compress.base import CompressionConfig
 from compsafe.compress.selection import Cut, cut_mask, find_cut
 from compsafe.compress.sparsity import check_divisible, check_whole_percent
 from compsafe.compress.targets import weight_view
-from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, register
+from compsafe.compress.template import Layer, LayerOutcome, LinearMethod, pruned, register
 from compsafe.errors import RecipeError
 
 _MAG_RECIPE = re.compile(r"mag-(?P<pct>\d+)(?:-(?P<scope>layer|global))?(?P<head>-head)?")
@@ -119,7 +120,7 @@ class MagnitudeMethod(LinearMethod):
             cut = find_cut([lambda mag=magnitude: mag], round(config.sparsity * magnitude.numel()))
             state.ties_left = cut.tie_quota
         mask, state.ties_left = cut_mask(magnitude, cut, state.ties_left)
-        return LayerOutcome(layer.weight, float(dtype_bits(layer.dtype)), zero_mask=mask.reshape(layer.weight.shape))
+        return pruned(layer, mask.reshape(layer.weight.shape))
 
     def extra(self, config: MagnitudeConfig, state: _Cuts) -> dict[str, Any]:
         cut = state.global_cut
@@ -167,11 +168,7 @@ class NMMethod(LinearMethod):
         check_divisible(targets, config.recipe, config.m, f"mag-{round(100 * (1 - config.n / config.m))}")
 
     def compress_layer(self, layer: Layer, config: NMConfig, state: None) -> LayerOutcome:
-        keep = nm_keep_mask(layer.weight, config.n, config.m)
-        numel = layer.weight.numel()
-        return LayerOutcome(
-            layer.weight, config.bits_per_weight(layer.dtype), config.packed_bytes(numel, layer.dtype), zero_mask=~keep
-        )
+        return pruned(layer, ~nm_keep_mask(layer.weight, config.n, config.m), config)
 
 
 register(MagnitudeMethod())

@@ -34,6 +34,7 @@ from compsafe.compress.registry import METHODS
 from compsafe.compress.sequential import CompressBlock, LinearInputs, compress_sequentially
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
+from compsafe.models.sparse_bitmask import BITMASK, BITMASK_24, encoded_bytes
 
 if TYPE_CHECKING:
     from compsafe.compress.rtn import QuantGrid
@@ -59,6 +60,9 @@ class LayerOutcome:
     zero_mask: torch.Tensor | None = None  # positions forced to exact zero after the write-back (pruning)
     hessian: torch.Tensor | None = None  # when given, the report carries the output error on these inputs
     grid: QuantGrid | None = None  # quantizers: the int grid the new values sit on (a packed export reads it)
+    # pruning: the sparse layout its zeros are stored in (``models.sparse_bitmask``); its bits and bytes are
+    # then counted from the stored weight, exactly as the export writes it
+    sparse_layout: str | None = None
 
 
 class LinearMethod:
@@ -111,6 +115,7 @@ class LinearMethod:
         dense = dense_size_bytes(model)
         packed: dict[tuple[int, int, torch.dtype], int] = {}
         grids: dict[str, QuantGrid] = {}
+        layouts: dict[str, str] = {}
 
         def one(name: str, module: nn.Module, stats: LinearInputs | None = None) -> LayerReport:
             view = weight_view(module)
@@ -119,6 +124,11 @@ class LinearMethod:
             view.copy_(outcome.weight.to(view.dtype))
             if outcome.zero_mask is not None:
                 view.masked_fill_(outcome.zero_mask, 0)
+            bits = outcome.bits_per_weight
+            if outcome.sparse_layout is not None:
+                layouts[name] = outcome.sparse_layout
+                outcome.packed_bytes = encoded_bytes(view, outcome.sparse_layout)
+                bits = 8 * outcome.packed_bytes / view.numel()
             if outcome.packed_bytes is not None:
                 packed[storage_key(module.weight)] = outcome.packed_bytes
             if outcome.grid is not None:
@@ -127,7 +137,7 @@ class LinearMethod:
             return LayerReport(
                 name=name,
                 numel=view.numel(),
-                bits_per_weight=outcome.bits_per_weight,
+                bits_per_weight=bits,
                 sparsity=zero_fraction(view),
                 relative_error=relative_error(original, view),
                 output_error=output_error(original, view.float(), hessian) if hessian is not None else None,
@@ -151,17 +161,21 @@ class LinearMethod:
             dense_size_bytes=dense,
             extra=self.extra(config, state),
             grids=grids,
+            sparse_layouts=layouts,
         )
 
 
+def sparse_layout(nm: Any) -> str:
+    """The layout a pruned layer is stored in: ``sparse-24-bitmask`` for 2:4 (``nm`` an ``NMConfig``), else the
+    ``sparse-bitmask`` (1 bit per weight plus the non-zero values, any pattern)."""
+    return BITMASK_24 if nm is not None and (nm.n, nm.m) == (2, 4) else BITMASK
+
+
 def pruned(layer: Layer, zero_mask: torch.Tensor, nm: Any = None, weight: torch.Tensor | None = None) -> LayerOutcome:
-    """A pruned layer: ``weight`` (default: unchanged) with ``zero_mask`` zeroed, stored N:M when ``nm`` (an
-    ``NMConfig``) is given, else at the dense dtype's bits (a zero in a dense matrix still costs its slot)."""
+    """A pruned layer: ``weight`` (default: unchanged) with ``zero_mask`` zeroed, accounted in the sparse layout
+    the export writes (``sparse_layout``; its bytes are counted from the stored weight by ``LinearMethod``)."""
     values = layer.weight if weight is None else weight
-    if nm is None:
-        return LayerOutcome(values, float(dtype_bits(layer.dtype)), zero_mask=zero_mask)
-    numel = layer.weight.numel()
-    return LayerOutcome(values, nm.bits_per_weight(layer.dtype), nm.packed_bytes(numel, layer.dtype), zero_mask)
+    return LayerOutcome(values, float(dtype_bits(layer.dtype)), zero_mask=zero_mask, sparse_layout=sparse_layout(nm))
 
 
 def register(method: LinearMethod) -> LinearMethod:

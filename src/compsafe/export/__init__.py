@@ -1,16 +1,18 @@
 """Export a compressed variant as a loadable safetensors model folder with a provenance manifest.
 
-Two formats (``--format``):
+Formats (``--format``):
 
 * ``compressed-tensors`` (packed): quantized layers as int codes with compsafe's own group scales
   (``export.packed``), the format llm-compressor writes and vLLM and plain transformers load; the folder is
   about as small as the bits/weight say. Every quantization recipe (RTN, GPTQ, AWQ, +keep8) can be packed.
+* ``sparse-bitmask`` / ``sparse-24-bitmask``: pruned layers in compressed-tensors' sparse layouts
+  (``export.sparse``); compsafe's loader decodes them bit for bit (plain transformers with compressed-tensors
+  0.20 cannot: ``models.sparse_bitmask``).
 * ``dense``: every weight dequantized at the model's dtype. Every loader reads it without extra packages and
   it reproduces the in-memory variant bit for bit, but it is as large as the original.
 
-``auto`` (the default) packs when the variant has quantized layers and writes ``dense`` otherwise (pruned and
-low-rank variants: compressed-tensors 0.20 dropped its sparse formats, so there is no sparse layout that plain
-transformers can load). The manifest,
+``auto`` (the default) packs quantized variants, writes pruned ones in their sparse layout and everything else
+(low-rank) dense. The manifest,
 ``compsafe_manifest.json``, says where it came from: recipe and method config, the compression report
 summary (effective bits, sparsity, kept layers), the calibration set's spec and digest, the source model and
 the digest of its weight files, the digest of the exported weight files, and the compsafe version -- so a
@@ -32,13 +34,17 @@ import torch
 
 from compsafe import __version__
 from compsafe.errors import ConfigError, ManifestError
+from compsafe.models.sparse_bitmask import PLAIN_TRANSFORMERS_NOTE
 from compsafe.runfolder import atomic_folder
 
 MANIFEST_NAME = "compsafe_manifest.json"
 MANIFEST_FORMAT = "compsafe-variant/1"
 DENSE = "dense"
 COMPRESSED_TENSORS = "compressed-tensors"
-FORMATS = ("auto", COMPRESSED_TENSORS, DENSE)
+SPARSE_BITMASK = "sparse-bitmask"
+SPARSE_24_BITMASK = "sparse-24-bitmask"
+SPARSE = (SPARSE_BITMASK, SPARSE_24_BITMASK)
+FORMATS = ("auto", COMPRESSED_TENSORS, SPARSE_BITMASK, SPARSE_24_BITMASK, DENSE)
 
 
 def check_format(export_format: str) -> str:
@@ -48,15 +54,29 @@ def check_format(export_format: str) -> str:
     return export_format
 
 
-def resolve_format(export_format: str, grids: dict[str, Any]) -> str:
-    """``auto``: packed when the variant has quantized layers, else dense (see the module docstring)."""
+def auto_format(report: Any) -> str:
+    """What ``auto`` writes for a compression report: packed when it has quantized layers, the sparse layout
+    of its pruned layers (2:4 only when every pruned layer is 2:4), else dense."""
+    if report.grids:
+        return COMPRESSED_TENSORS
+    layouts = set(report.sparse_layouts.values())
+    if layouts:
+        return SPARSE_24_BITMASK if layouts == {SPARSE_24_BITMASK} else SPARSE_BITMASK
+    return DENSE
+
+
+def resolve_format(export_format: str, report: Any) -> str:
+    """``auto`` -> ``auto_format``; a format the variant has nothing for is a one-line ``ConfigError``."""
     if export_format == "auto":
-        return COMPRESSED_TENSORS if grids else DENSE
-    if export_format == COMPRESSED_TENSORS and not grids:
+        return auto_format(report)
+    if export_format == COMPRESSED_TENSORS and not report.grids:
         raise ConfigError(
-            "this recipe has no quantized layer to pack (compressed-tensors 0.20 has no sparse format plain "
-            "transformers loads): export it with --format dense"
+            "this recipe has no quantized layer to pack: export it with --format auto (sparse layouts for pruned "
+            "variants) or --format dense"
         )
+    if export_format in SPARSE and not report.sparse_layouts:
+        raise ConfigError(f"this recipe prunes no layer, so there is nothing to store as {export_format}: "
+                          "use --format auto or dense")
     return export_format
 
 
@@ -116,15 +136,32 @@ def save_packed_folder(handle: Any, grids: dict[str, Any], folder: Path) -> dict
     model = handle.model
     _strip_quantization(model)
     info = write_packed(model, grids, folder)
+    _write_config(handle, folder, info.pop("quantization_config"))
+    return info
+
+
+def save_sparse_folder(handle: Any, report: Any, layout: str, folder: Path) -> dict[str, Any]:
+    """Write a pruned variant in a compressed-tensors sparse layout (``export.sparse``) with config and tokenizer."""
+    from compsafe.export.sparse import write_sparse
+
+    model = handle.model
+    _strip_quantization(model)
+    info = write_sparse(model, list(report.sparse_layouts), report.sparsity, layout, folder)
+    _write_config(handle, folder, info.pop("quantization_config"))
+    return {**info, "loads_with": "compsafe (plain transformers with compressed-tensors >= 0.15 cannot)"}
+
+
+def _write_config(handle: Any, folder: Path, quantization: dict[str, Any]) -> None:
+    """config.json (with ``quantization``), generation config and tokenizer of ``handle`` into ``folder``."""
+    model = handle.model
     model.config.save_pretrained(folder)
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.save_pretrained(folder)
     handle.tokenizer.save_pretrained(folder)
     config_path = folder / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["quantization_config"] = info.pop("quantization_config")
+    config["quantization_config"] = quantization
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return info
 
 
 def _source_digest(handle: Any) -> str | None:
@@ -158,9 +195,8 @@ def export_variant(
     """
     from compsafe.compress import CalibrationSpec, apply_recipe, build_calibration, needs_calibration, parse_recipe
     from compsafe.compress.protected import check_protected
-    from compsafe.integrity import state_digest, weights_digest
+    from compsafe.integrity import state_digest
     from compsafe.models import LoadOptions, load_model
-    from compsafe.models.storage import folder_storage
 
     say = progress or (lambda message: None)
     out = Path(out).expanduser()
@@ -180,41 +216,52 @@ def export_variant(
     say(f"compressing with {config.recipe}")
     report = apply_recipe(handle.model, config, calibration)
     in_memory_digest = state_digest(handle.model)
-    chosen = resolve_format(export_format, report.grids)
+    chosen = resolve_format(export_format, report)
     with atomic_folder(out) as staging:
         say(f"writing {out} ({chosen})")
         packing = save_packed_folder(handle, report.grids, staging) if chosen == COMPRESSED_TENSORS else None
+        if chosen in SPARSE:
+            packing = save_sparse_folder(handle, report, chosen, staging)
+            say(f"note: {PLAIN_TRANSFORMERS_NOTE}")
         if packing is None:
             save_model_folder(handle, staging)
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "compsafe_version": __version__,
-            "created_unix": round(time.time()),
-            "recipe": config.recipe,
-            "method_config": config.to_dict(),
-            "compression": _summary_of(report.to_dict()),
-            "calibration": calibration.to_dict() if calibration is not None else None,
-            "source": {
-                "model": model_spec or handle.source,
-                "resolved_path": handle.resolved_path,
-                "weights_digest": source_digest,
-                **{k: v for k, v in handle.meta.items() if isinstance(v, str | int | float)},
-            },
-            "dtype": str(handle.dtype).removeprefix("torch."),
-            "export_format": chosen,
-            **({"packing": packing} if packing else {}),
-            "weights_digest": weights_digest(staging),
-            "storage": folder_storage(staging),  # bits/weight and bytes of the files written (models.storage)
-            "state_digest": in_memory_digest,
-            "seconds": round(time.time() - started, 2),
-            "environment": {
-                "torch": torch.__version__,
-                "transformers": _version("transformers"),
-                **({"compressed-tensors": _version("compressed-tensors")} if packing else {}),
-            },
-        }
+        manifest = _manifest(handle, model_spec, config, report, calibration, chosen, packing, staging)
+        manifest.update(state_digest=in_memory_digest, seconds=round(time.time() - started, 2))
+        manifest["source"]["weights_digest"] = source_digest
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out
+
+
+def _manifest(handle: Any, model_spec: str | None, config: Any, report: Any, calibration: Any, chosen: str,
+              packing: dict[str, Any] | None, folder: Path) -> dict[str, Any]:
+    """What ``compsafe_manifest.json`` records about an export written to ``folder`` (see the module doc)."""
+    from compsafe.integrity import weights_digest
+    from compsafe.models.storage import folder_storage
+
+    return {
+        "format": MANIFEST_FORMAT,
+        "compsafe_version": __version__,
+        "created_unix": round(time.time()),
+        "recipe": config.recipe,
+        "method_config": config.to_dict(),
+        "compression": _summary_of(report.to_dict()),
+        "calibration": calibration.to_dict() if calibration is not None else None,
+        "source": {
+            "model": model_spec or handle.source,
+            "resolved_path": handle.resolved_path,
+            **{k: v for k, v in handle.meta.items() if isinstance(v, str | int | float)},
+        },
+        "dtype": str(handle.dtype).removeprefix("torch."),
+        "export_format": chosen,
+        **({"packing": packing} if packing else {}),
+        "weights_digest": weights_digest(folder),
+        "storage": folder_storage(folder),  # bits/weight and bytes of the files written (models.storage)
+        "environment": {
+            "torch": torch.__version__,
+            "transformers": _version("transformers"),
+            **({"compressed-tensors": _version("compressed-tensors")} if packing else {}),
+        },
+    }
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

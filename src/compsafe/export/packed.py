@@ -119,27 +119,38 @@ def packed_state(model: nn.Module, grids: dict[str, Any]) -> tuple[dict[str, tor
     parameter (a head tied to the embedding stays at its dtype: packing it would untie it).
     """
     state = model.state_dict()
-    shared: dict[int, int] = {}
-    for value in state.values():
-        shared[value.data_ptr()] = shared.get(value.data_ptr(), 0) + 1
+    shared = shared_pointers(state)
     layers: dict[str, PackedLayer] = {}
     for name, grid in grids.items():
         module = model.get_submodule(name)
-        if not isinstance(module, nn.Linear) or shared.get(module.weight.data_ptr(), 0) > 1:
+        if not isinstance(module, nn.Linear) or module.weight.data_ptr() in shared:
             continue
         layer = pack_layer(module.weight.detach().cpu(), grid, name, module.weight.dtype)
         layers[name] = layer
         del state[f"{name}.weight"]
         state.update({f"{name}.{key}": tensor for key, tensor in layer.tensors.items()})
+    return saveable_state(state), layers
+
+
+def shared_pointers(state: dict[str, torch.Tensor]) -> set[int]:
+    """Storage pointers used by more than one entry of ``state`` (tied weights)."""
+    counts: dict[int, int] = {}
+    for value in state.values():
+        counts[value.data_ptr()] = counts.get(value.data_ptr(), 0) + 1
+    return {pointer for pointer, count in counts.items() if count > 1}
+
+
+def saveable_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` on the CPU, contiguous, tied parameters once under their first name (as save_pretrained does)."""
     seen: set[int] = set()
-    for key in list(state):  # tied parameters are written once, under their first name (as save_pretrained does)
+    for key in list(state):
         tensor = state[key]
         if tensor.device.type != "meta" and tensor.numel() and tensor.data_ptr() in seen:
             del state[key]
             continue
         seen.add(tensor.data_ptr())
         state[key] = tensor.detach().cpu().contiguous()
-    return state, layers
+    return state
 
 
 def quantization_config(layers: dict[str, PackedLayer]) -> dict[str, Any]:

@@ -238,6 +238,10 @@ def load_local(spec: str, options: LoadOptions) -> ModelHandle:
     from compsafe.models.safetensors_check import check_safetensors_folder
 
     check_safetensors_folder(path)  # truncated files and bad headers fail here, naming the file
+    from compsafe.models.sparse_bitmask import sparsity_layout
+
+    if sparsity_layout(path):
+        return load_sparse_folder(path, options, spec)
     ggufs = sorted(path.glob("*.gguf"))
     if ggufs and not any(path.glob("*.safetensors")):
         return load_pretrained(str(path), options, gguf_file=ggufs[0].name, source=spec)
@@ -308,13 +312,20 @@ def load_pretrained(
         if dtype is None:
             dtype = auto_dtype(model.dtype, device)
         model.to(device=device, dtype=dtype)
+    return ready_handle(model, tokenizer, source or location, location, device, dtype)
+
+
+def ready_handle(
+    model: Any, tokenizer: Any, source: str, location: str, device: torch.device, dtype: torch.dtype
+) -> ModelHandle:
+    """The handle of a loaded model, in eval mode, with a pad token (the end-of-sequence one if it had none)."""
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return ModelHandle(
         model=model,
         tokenizer=tokenizer,
-        source=source or location,
+        source=source,
         resolved_path=location,
         device=device,
         dtype=dtype,
@@ -323,3 +334,38 @@ def load_pretrained(
             "num_parameters": sum(p.numel() for p in model.parameters()),
         },
     )
+
+
+def load_sparse_folder(path: Path, options: LoadOptions, source: str) -> ModelHandle:
+    """A compressed-tensors ``sparse-bitmask`` / ``sparse-24-bitmask`` folder, decoded here bit for bit
+    (``models.sparse_bitmask``): transformers with compressed-tensors >= 0.15 ignores its ``sparsity_config``."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.initialization import no_init_weights
+
+    from compsafe.models.sparse_bitmask import dense_state
+
+    device = resolve_device(options.device)
+    common = {"trust_remote_code": options.trust_remote_code}
+    try:
+        config = AutoConfig.from_pretrained(path, **common)
+        config.__dict__.pop("quantization_config", None)  # the weights are decoded to plain floats below
+        state = dense_state(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, **common)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"cannot load sparse model from {path}: {str(exc).splitlines()[0]}") from exc
+    stored = next((t.dtype for t in state.values() if t.is_floating_point()), None)
+    dtype = resolve_dtype(options.dtype, device, stored)
+    with no_init_weights():
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, **common)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    model.tie_weights()
+    parameters = dict(model.named_parameters(remove_duplicate=False))
+    loaded = {parameters[name].data_ptr() for name in state if name in parameters}
+    missing = [name for name in missing if name not in parameters or parameters[name].data_ptr() not in loaded]
+    check_loading_info(str(path), {"missing_keys": missing})
+    if unexpected:
+        raise ModelLoadError(
+            f"{path}: tensor {unexpected[0]} is not a weight of its config.json's model: re-export the model"
+        )
+    model.to(device=device, dtype=dtype)  # buffers too, as load_pretrained casts them
+    return ready_handle(model, tokenizer, source, str(path), device, dtype)

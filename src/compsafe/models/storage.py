@@ -20,7 +20,7 @@ from typing import Any
 
 NOT_TARGETS = ("embed", "wte", "wpe", "token_embd", "norm", "ln_")
 HEADS = ("lm_head", "output")
-PACKED_KEYS = ("weight_packed", "qweight")
+PACKED_KEYS = ("weight_packed", "qweight", "bitmask")  # compressed-tensors packed/sparse, GPTQ
 
 
 def _module(name: str) -> tuple[str, str]:
@@ -53,8 +53,8 @@ def _safetensors_tensors(folder: Path) -> dict[str, dict[str, tuple[int, int, in
                     numel *= dim
                 size = _DTYPE_BYTES.get(piece.get_dtype(), 2)
                 module, leaf = _module(name)
-                if leaf == "weight_shape":  # compressed-tensors: the unpacked shape, a 2-element tensor
-                    shape_values = handle.get_tensor(name).tolist()
+                if leaf in ("weight_shape", "shape"):  # compressed-tensors: the unpacked shape, 2 numbers
+                    shape_values = handle.get_tensor(name).flatten().tolist()
                     numel_unpacked = int(shape_values[0]) * int(shape_values[1])
                     modules[module]["_unpacked"] = (0, 2, numel_unpacked)
                 modules[module][leaf] = (int(numel * size), len(shape), numel)
