@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,8 @@ def test_tasks_rebuild_the_local_run_through_data_alone(tiny_llama_dir: Path, tm
         store.merge(base["rows"])
         store.merge(variant["rows"])
     store.close()
+    ray = sys.modules.get("ray")
+    assert ray is None or not ray.is_initialized()  # a task run outside Ray never starts a local Ray
     stages: list[str] = []
 
     class Observer:
@@ -119,3 +122,15 @@ def test_ray_resources_parse_and_reject_bad_amounts(tmp_path: Path) -> None:
             split_resources(bad)
     with pytest.raises(ConfigError, match="must be > 0"):
         RunConfig(out=tmp_path, ray_resources={"worker_node": 0.0})
+
+
+def test_a_resource_no_node_offers_fails_in_one_line_instead_of_waiting(tmp_path: Path) -> None:
+    from compsafe.errors import ClusterError
+    from compsafe.executors.ray_executor import check_feasible
+
+    config = RunConfig(out=tmp_path, ray_resources={"worker_node": 1.0})
+    check_feasible({"CPU": 2.0, "worker_node": 1.0}, config)
+    with pytest.raises(ClusterError, match="no node of the Ray cluster offers 1 worker_node .*--ray-resources"):
+        check_feasible({"CPU": 2.0}, config)
+    with pytest.raises(ClusterError, match="offers 1 GPU .*--gpus-per-task"):
+        check_feasible({"CPU": 2.0, "worker_node": 1.0}, RunConfig(out=tmp_path, gpus_per_task=1.0))

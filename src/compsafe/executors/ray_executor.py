@@ -87,7 +87,14 @@ def connect(ray: Any, config: RunConfig) -> bool:
     try:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError) as exc:
+        if not config.ray_address:
+            raise ClusterError(f"a local Ray did not start: {exc}".splitlines()[0]) from exc
         raise ConfigError(f"cannot reach the Ray cluster at {config.ray_address!r}: {exc}".splitlines()[0]) from exc
+    except Exception as exc:  # Ray raises a bare Exception when a node misses its 30 s to register (a loaded host)
+        raise ClusterError(
+            f"Ray did not start ({str(exc).splitlines()[0]}): rerun, or start it with `ray start --head` and pass "
+            "--address"
+        ) from exc
     return True
 
 
@@ -105,6 +112,18 @@ def result(ray: Any, ref: Any, label: str) -> dict[str, Any]:
             f"the Ray task {label} was lost {MAX_RETRIES + 1} times ({type(exc).__name__}): every finished task is "
             "in the store; rerun to resume"
         ) from None
+
+
+def check_feasible(available: dict[str, float], config: RunConfig) -> None:
+    """One line now, instead of tasks that wait forever for a resource no node of the cluster offers."""
+    wanted = {**(config.ray_resources or {}), "GPU": config.gpus_per_task, "CPU": 1.0}
+    for name, amount in wanted.items():
+        if amount and available.get(name, 0.0) < amount:
+            flag = "--gpus-per-task" if name == "GPU" else "--ray-resources"
+            raise ClusterError(
+                f"no node of the Ray cluster offers {amount:g} {name} (it has {available.get(name, 0.0):g}): start "
+                f"nodes with `ray start --resources '{{\"{name}\": 1}}'` (or --num-gpus), or change {flag}"
+            )
 
 
 def submit(ray: Any, plan: RunPlan, store: ResultStore) -> dict[Any, str]:
@@ -151,6 +170,7 @@ def precompute_with_ray(config: RunConfig, observer: Any) -> list[dict[str, Any]
     reports: list[dict[str, Any]] = []
     pending: dict[Any, str] = {}
     try:
+        check_feasible(ray.cluster_resources(), config)
         pending = submit(ray, plan, store)
         cpus = int(ray.cluster_resources().get("CPU", 0))
         needs = node_inputs(task_config(config)) if config.ray_address else []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,10 +127,10 @@ def run_job(
 
 
 def node_id() -> str:
-    """The Ray node this runs on (its id's first 12 hex digits), else the host name (a call outside Ray)."""
-    try:
-        import ray
+    """The Ray node this runs on (its id's first 12 hex digits), else the host name (a call outside Ray).
 
+    Only asks Ray when this process is connected already: ``get_runtime_context`` would start a local Ray."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
         return ray.get_runtime_context().get_node_id()[:12]
-    except Exception:  # not inside a Ray worker (or Ray not installed)
-        return socket.gethostname()
+    return socket.gethostname()
