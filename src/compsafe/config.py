@@ -47,6 +47,7 @@ class RunConfig:
     executor: str = "local"
     ray_address: str | None = None  # None: start a local Ray instance; "auto" or "ray://host:10001" to join one
     gpus_per_task: float = 0.0
+    ray_resources: dict[str, float] | None = None  # custom Ray resources each task requests (pins tasks to nodes)
     # measure each folder/.gguf model's own cost (load time, peak memory, tokens/s) in a child process
     artefact_cost: bool = False
     # greedy variants verify the base's answers as drafts (exact; models.drafting); False: plain generation
@@ -70,6 +71,8 @@ class RunConfig:
             raise ConfigError(f"unknown --executor {self.executor!r}: use local or ray")
         if self.gpus_per_task < 0:
             raise ConfigError("--gpus-per-task must be >= 0")
+        if self.ray_resources and any(v <= 0 for v in self.ray_resources.values()):
+            raise ConfigError("--ray-resources amounts must be > 0, e.g. worker_node=1")
         if self.limit is not None and self.limit < 1:
             raise ConfigError("--limit must be a positive number of items per probe")
         if self.batch_size < 1:
@@ -204,6 +207,20 @@ def split_list(value: str, option: str = "probes") -> list[str]:
     if any(not part for part in parts):
         raise ConfigError(f"{flag_name(option)} {value!r} has an empty entry: remove the extra comma")
     return parts
+
+
+def split_resources(value: str) -> dict[str, float]:
+    """``--ray-resources worker_node=1,big_mem=0.5`` -> {"worker_node": 1.0, "big_mem": 0.5}."""
+    resources: dict[str, float] = {}
+    for part in split_list(value, "ray_resources"):
+        name, _, amount = part.partition("=")
+        try:
+            resources[name.strip()] = float(amount)
+        except ValueError:
+            raise ConfigError(f"--ray-resources {part!r} is not NAME=AMOUNT, e.g. worker_node=1") from None
+        if not name.strip():
+            raise ConfigError(f"--ray-resources {part!r} has no resource name, e.g. worker_node=1")
+    return resources
 
 
 def split_variants(value: str, option: str = "variants") -> list[str]:

@@ -42,3 +42,7 @@ class ManifestError(CompsafeError):
 
 class StoreError(CompsafeError):
     """The results store cannot be opened or written (permissions, full disk)."""
+
+
+class ClusterError(CompsafeError):
+    """A Ray cluster lost a task past its retries (the finished tasks are kept: a rerun resumes)."""

@@ -141,13 +141,7 @@ class Evaluator:
         return [i for i in probe.items if (i.id, item_digest(i.data)) not in done]
 
     def is_complete(self, model_key: dict[str, Any]) -> bool:
-        context = ProbeContext(
-            backend=None,  # type: ignore[arg-type]
-            judge=self.judge,
-            generation=self.generation,
-            is_base=False,
-            screen_margin=self.plan.config.screen_margin,  # part of the store key of screenable probes
-        )
+        context = ProbeContext.for_keys(self.judge, self.generation, self.plan.config.screen_margin)
         return all(not self.missing(p, self.probe_key(p, model_key, context)) for p in self.plan.probes)
 
     def artifact_io(self, key: str, base_key: str | None, digests: dict[str, str]):
@@ -215,16 +209,7 @@ def run(config: RunConfig, observer: RunObserver | None = None) -> dict[str, Any
     started = time.time()
     clock = RunClock(config.out)
     study = Study.start(plan_run(config), observer or SilentObserver(), started, on_commit=clock.save)
-    for variant in study.plan.variants:
-        if variant.config is not None:
-            study.recipe_variant(variant)
-    path_variants = [v for v in study.plan.variants if v.path is not None]
-    if path_variants:  # one model in memory at a time: the base goes before the first folder is loaded
-        study.snapshot = None
-        study.handle.model = None
-        gc.collect()
-    for variant in path_variants:
-        study.path_variant(variant)
+    study.run_variants()
     from compsafe.summary import summary_document
 
     summary = summarize_run(study.plan, study.models, study.records, study.timings, started)
@@ -268,10 +253,11 @@ class Study:
 
     @classmethod
     def start(
-        cls, plan: RunPlan, observer: RunObserver, started: float, on_commit: Callable[[], None] | None = None
-    ) -> Study:
+        cls, plan: RunPlan, observer: RunObserver, started: float, on_commit: Callable[[], None] | None = None,
+        store: ResultStore | None = None,
+    ) -> Study:  # fmt: skip
         """Load the base, check its weights are finite, every +keep pattern against it and the calibration
-        window against its context, then probe it (timed from ``started``)."""
+        window against its context, then probe it (timed from ``started``); ``store``: a Ray task's in-memory one."""
         from compsafe.compress.protected import check_protected
 
         config = plan.config
@@ -299,7 +285,7 @@ class Study:
             from compsafe.compress.calibration import check_window
 
             check_window(config.calibration_spec(), handle.max_length)  # before the base is probed
-        store = ResultStore(config.store_path)
+        store = store or ResultStore(config.store_path)
         evaluator = Evaluator(plan, store, observer, on_commit)
         base = {
             "label": "base",
@@ -314,6 +300,19 @@ class Study:
         records = {"base": evaluator.evaluate("base", handle, {"base": base_identity}, is_base=True)}
         timings = {"base": time.time() - started}
         return cls(plan, observer, options, handle, base_identity, store, evaluator, {"base": base}, records, timings)
+
+    def run_variants(self) -> None:
+        """Every variant's records: recipes built in place first, then (the base unloaded) model folders."""
+        for variant in self.plan.variants:
+            if variant.config is not None:
+                self.recipe_variant(variant)
+        path_variants = [v for v in self.plan.variants if v.path is not None]
+        if path_variants:  # one model in memory at a time: the base goes before the first folder is loaded
+            self.snapshot = None
+            self.handle.model = None
+            gc.collect()
+        for variant in path_variants:
+            self.path_variant(variant)
 
     def calibration_for(self, config: CompressionConfig, model_key: dict[str, Any]) -> CalibrationSet | None:
         """The run's calibration set when ``config`` needs one (built once, from the base tokenizer); its digest

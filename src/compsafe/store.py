@@ -58,8 +58,12 @@ def corrupt_store(path: Path, exc: BaseException) -> StoreError:
     )
 
 
+TABLES = ("keys", "records", "artifacts", "variants")
+StoreRows = dict[str, list[tuple[Any, ...]]]  # table -> its rows, as plain data (what a Ray task returns)
+
+
 class ResultStore:
-    """A thin, explicit layer over one SQLite file."""
+    """A thin, explicit layer over one SQLite file (or, for a Ray task, over memory: ``ResultStore.memory()``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -158,3 +162,52 @@ class ResultStore:
             return json.loads(row[0]) if row else None
         except (ValueError, TypeError) as exc:
             raise corrupt_store(self.path, exc) from None
+
+    # Rows as data: a Ray task computes into an in-memory store seeded with what it needs and hands back what it
+    # wrote; the driver, the only process that opens the run's file, merges it (executors.ray_executor).
+
+    @classmethod
+    def memory(cls) -> ResultStore:
+        """A private store in this process's memory: nothing on disk, nothing another process can see."""
+        return cls(Path(":memory:"))
+
+    def marks(self) -> dict[str, int]:
+        """The highest row id of every table: ``rows_after(marks)`` is then exactly what was written since."""
+        with self._reading():
+            highest = "SELECT COALESCE(MAX(rowid), 0) FROM {}"
+            return {t: self.connection.execute(highest.format(t)).fetchone()[0] for t in TABLES}
+
+    def rows_after(self, marks: dict[str, int]) -> StoreRows:
+        """Every row written after ``marks`` (INSERT OR REPLACE gives a replaced row a new, higher row id)."""
+        with self._reading():
+            return {
+                t: [tuple(r) for r in self.connection.execute(f"SELECT * FROM {t} WHERE rowid > ?", (marks[t],))]
+                for t in TABLES
+            }
+
+    def key_descriptions(self) -> dict[str, dict[str, Any]]:
+        """Every registered key with what it stands for (model identity and probe query)."""
+        with self._reading():
+            rows = self.connection.execute("SELECT key, description FROM keys").fetchall()
+        return {key: json.loads(description) for key, description in rows}
+
+    def rows_for(self, keys: Iterable[str]) -> StoreRows:
+        """The keys, records and artifacts under ``keys``, and the (small) variants table whole."""
+        rows: StoreRows = {t: [] for t in TABLES}
+        with self._reading():
+            for key in keys:
+                for table in ("keys", "records", "artifacts"):
+                    found = self.connection.execute(f"SELECT * FROM {table} WHERE key = ?", (key,)).fetchall()
+                    rows[table].extend(tuple(r) for r in found)
+            rows["variants"] = [tuple(r) for r in self.connection.execute("SELECT * FROM variants")]
+        return rows
+
+    def merge(self, rows: StoreRows) -> int:
+        """Commit ``rows`` (from ``rows_after``/``rows_for``) in one transaction; returns the records added."""
+        with self._writing():
+            for table in TABLES:
+                if rows.get(table):
+                    marks = ", ".join("?" * len(rows[table][0]))
+                    verb = "INSERT OR IGNORE" if table == "keys" else "INSERT OR REPLACE"
+                    self.connection.executemany(f"{verb} INTO {table} VALUES ({marks})", rows[table])
+        return len(rows.get("records", []))

@@ -1,4 +1,6 @@
-"""`compsafe run --executor ray` on a local Ray instance: same summary as a local run, records in one store."""
+"""`compsafe run --executor ray` on a local Ray instance: same summary as a local run, records in one store.
+
+The two-node cluster (no shared store) is tested in test_ray_two_nodes.py."""
 
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ def test_ray_executor_matches_local_run(tiny_llama_dir: Path, tmp_path: Path) ->
     runner = CliRunner()
     distributed = runner.invoke(app, [*common, "--executor", "ray", "--out", str(tmp_path / "ray")])
     assert distributed.exit_code == 0, distributed.output
-    assert "ray: 2 base job(s)" in distributed.output and "ray: 4 variants job(s)" in distributed.output
+    assert "ray: 2 base and 4 variant task(s)" in distributed.output
+    assert distributed.output.count(" done on node ") == 6  # each task's rows committed as it finished
     assert "building" not in distributed.output  # the driver found every record in the store
     local = runner.invoke(app, [*common, "--out", str(tmp_path / "local")])
     assert local.exit_code == 0, local.output

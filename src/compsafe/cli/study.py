@@ -87,6 +87,10 @@ ExecutorOption = Annotated[
 ]
 AddressOption = Annotated[str, typer.Option("--address", help="Ray cluster address (default: start a local Ray).")]
 GpusPerTaskOption = Annotated[float, typer.Option("--gpus-per-task", help="GPUs each Ray task requests (default 0).")]
+RayResourcesOption = Annotated[
+    str,
+    typer.Option("--ray-resources", help="Custom Ray resources each task requests, e.g. worker_node=1 (pins nodes)."),
+]
 
 
 @command()
@@ -115,6 +119,7 @@ def run(
     executor: ExecutorOption = None,
     address: AddressOption = None,
     gpus_per_task: GpusPerTaskOption = None,
+    ray_resources: RayResourcesOption = None,
     artefact_cost: bool = typer.Option(
         False, "--cost", help="Also measure each model file's own cost (load time, peak memory, tokens/s) in a "
         "fresh process: the base's files, every folder/.gguf variant, and each recipe variant written (to a temporary "
@@ -126,7 +131,7 @@ def run(
     ),
 ) -> None:
     """Compress, probe base and variants on the same items, and report the paired deltas."""
-    from compsafe.config import RunConfig, split_list, split_variants
+    from compsafe.config import RunConfig, split_list, split_resources, split_variants
     from compsafe.report.terminal import print_summary
 
     overrides = {
@@ -154,6 +159,7 @@ def run(
         "executor": executor,
         "ray_address": address,
         "gpus_per_task": gpus_per_task,
+        "ray_resources": split_resources(ray_resources) if ray_resources is not None else None,
         "artefact_cost": artefact_cost or None,
     }
     if config is not None:

@@ -1,54 +1,31 @@
-"""Fan a run out over a Ray cluster: every (variant, probe) pair is one Ray task.
+"""Fan a run out over a Ray cluster: every (model, probe) pair is one Ray task; the driver alone owns the store.
 
-The design keeps one code path for the science: each task is a small ``compsafe run`` restricted to one
-variant and one probe, writing its item records into the run's shared results store. Stage 1 runs the
-base model's probes (variants need the base's records, e.g. the perplexity probe's top-k artifacts);
-stage 2 runs every (variant, probe) pair. The driver then runs the ordinary local runner, which finds
-every record in the store, rebuilds nothing and only writes the summary and reports. A task that fails or
-a cluster that dies loses nothing finished: rerunning resumes from the store.
+Tasks (``executors.ray_task``) compute into a private in-memory store and return the rows they wrote through
+Ray's object store; the driver commits each task's rows to the run's SQLite store the moment the task finishes
+(``ray.wait``), so no node but the driver needs the store, there is no shared filesystem to put it on, and
+SQLite never sees two writers. What a task needs from the store reaches it as data: the rows an earlier run
+already finished for its probe (so a rerun after a killed driver resumes), and, for a variant's task, the base
+task's own result (its records and artifacts, e.g. the perplexity probe's top-k log-probs) passed as an
+object reference, so a variant's task starts as soon as its probe's base task is done.
 
-The store is SQLite, so all tasks must see the same file: on one machine that is automatic; on a
-multi-node cluster put ``--store`` (and ``--out``) on a shared filesystem.
+A worker that dies mid-task (a killed process, a lost node) has its task retried by Ray (``MAX_RETRIES``); a
+task that fails for a user reason (a model folder missing on a node) fails the run with its one-line message.
+The driver then runs the ordinary local runner, which finds every record in the store and only summarises.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import os
+import json
 import socket
 from typing import Any
 
 from compsafe.config import RunConfig
-from compsafe.errors import ConfigError
+from compsafe.errors import ClusterError, CompsafeError, ConfigError
+from compsafe.executors.ray_task import Job, node_inputs, run_job, task_config
+from compsafe.runner import RunPlan, VariantSpec
+from compsafe.store import ResultStore, StoreRows
 
-
-def run_job(config: RunConfig, variant: str | None, probe: str, threads: int | None = None) -> dict[str, Any]:
-    """One task: the base (``variant=None``) or one variant, on one probe; records go to the shared store.
-
-    ``threads``: the driver's CPU thread count. Ray starts workers with one thread; the thread count changes
-    CPU numerics and is part of every store key (models.numerics), so a task computes with the driver's count
-    and its records are the ones the driver (and a local rerun) would compute and find.
-    """
-    import torch
-
-    from compsafe.runner import run
-
-    if threads:
-        torch.set_num_threads(threads)
-    label = f"{variant or 'base'}|{probe}"
-    job_dir = config.out / ".jobs" / hashlib.sha256(label.encode()).hexdigest()[:12]
-    sub = dataclasses.replace(
-        config,
-        variants=[variant] if variant else [],
-        probes=[probe],
-        out=job_dir,
-        store=config.store_path,
-        executor="local",
-        profile=None,
-    )
-    summary = run(sub)
-    return {"job": label, "seconds": summary["timing_seconds"]["total"], "pid": os.getpid()}
+MAX_RETRIES = 3  # a task whose worker died is rerun this many times before the run fails
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -69,42 +46,149 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         raise ConfigError(f"cannot reach the Ray cluster at {address!r} ({reason}): is it running?") from exc
 
 
+def probe_query(plan: RunPlan, probe: Any) -> dict[str, Any]:
+    """The query half of ``probe``'s store keys, as it reads back from the store (JSON round trip)."""
+    from compsafe.judges import get_judge
+    from compsafe.models import GenerationConfig
+    from compsafe.probes import ProbeContext
+
+    config = plan.config
+    generation = GenerationConfig(max_new_tokens=config.max_new_tokens, seed=config.seed)
+    context = ProbeContext.for_keys(get_judge(config.judge), generation, config.screen_margin)
+    return json.loads(json.dumps(probe.query_config(context), sort_keys=True))
+
+
+def wanted(model: dict[str, Any], variant: VariantSpec | None) -> bool:
+    """Whether a stored model key can serve a task for ``variant`` (None: the base): a base's records always
+    (a variant's task compares against them), a recipe variant's own, or a model folder's."""
+    if set(model) == {"base"}:
+        return True
+    if variant is None:
+        return False
+    if variant.config is not None:
+        return model.get("recipe") == variant.config.recipe
+    return "weights" in model
+
+
+def seed_rows(store: ResultStore, descriptions: dict[str, Any], query: Any, variant: VariantSpec | None) -> StoreRows:
+    """What the store already holds that a task for (``variant``, the probe of ``query``) would look up."""
+    keys = [k for k, d in descriptions.items() if d.get("query") == query and wanted(d.get("model", {}), variant)]
+    return store.rows_for(keys)
+
+
+def connect(ray: Any, config: RunConfig) -> bool:
+    """Join ``--address`` or start a local Ray; True when this call started it (and so must shut it down)."""
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "ignore_reinit_error": True, "log_to_driver": False}
+    if config.ray_address:
+        check_reachable(config.ray_address)
+        kwargs["address"] = config.ray_address
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError) as exc:
+        if not config.ray_address:
+            raise ClusterError(f"a local Ray did not start: {exc}".splitlines()[0]) from exc
+        raise ConfigError(f"cannot reach the Ray cluster at {config.ray_address!r}: {exc}".splitlines()[0]) from exc
+    except Exception as exc:  # Ray raises a bare Exception when a node misses its 30 s to register (a loaded host)
+        raise ClusterError(
+            f"Ray did not start ({str(exc).splitlines()[0]}): rerun, or start it with `ray start --head` and pass "
+            "--address"
+        ) from exc
+    return True
+
+
+def result(ray: Any, ref: Any, label: str) -> dict[str, Any]:
+    """A finished task's report; its user error (one line) or a lost-worker failure past the retries as a
+    ``CompsafeError``, anything else (a bug) as it is."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, CompsafeError):
+            raise exc.cause from None
+        raise
+    except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError) as exc:
+        raise ClusterError(
+            f"the Ray task {label} was lost {MAX_RETRIES + 1} times ({type(exc).__name__}): every finished task is "
+            "in the store; rerun to resume"
+        ) from None
+
+
+def check_feasible(available: dict[str, float], config: RunConfig) -> None:
+    """One line now, instead of tasks that wait forever for a resource no node of the cluster offers."""
+    wanted = {**(config.ray_resources or {}), "GPU": config.gpus_per_task, "CPU": 1.0}
+    for name, amount in wanted.items():
+        if amount and available.get(name, 0.0) < amount:
+            flag = "--gpus-per-task" if name == "GPU" else "--ray-resources"
+            raise ClusterError(
+                f"no node of the Ray cluster offers {amount:g} {name} (it has {available.get(name, 0.0):g}): start "
+                f"nodes with `ray start --resources '{{\"{name}\": 1}}'` (or --num-gpus), or change {flag}"
+            )
+
+
+def submit(ray: Any, plan: RunPlan, store: ResultStore) -> dict[Any, str]:
+    """Every task, base tasks first; a variant's task takes its probe's base task's result as an argument."""
+    import torch
+
+    config = plan.config
+    remote = ray.remote(run_job).options(
+        num_cpus=1,
+        num_gpus=config.gpus_per_task,
+        resources=config.ray_resources or None,
+        max_retries=MAX_RETRIES,
+        retry_exceptions=False,  # a user error is not retried; a dead worker is
+    )
+    portable = task_config(config)
+    shared = ray.put(portable)
+    threads = torch.get_num_threads()
+    descriptions = store.key_descriptions()
+    pending: dict[Any, str] = {}
+    for probe in plan.probes:
+        query = probe_query(plan, probe)
+        base = Job(None, probe)
+        base_ref = remote.remote(shared, base, threads, seed_rows(store, descriptions, query, None))
+        pending[base_ref] = base.label
+        for spec, variant in zip(plan.variants, portable.variants, strict=True):
+            job = Job(variant, probe)
+            seed = seed_rows(store, descriptions, query, spec)
+            pending[remote.remote(shared, job, threads, seed, base_ref)] = job.label
+    return pending
+
+
 def precompute_with_ray(config: RunConfig, observer: Any) -> list[dict[str, Any]]:
-    """Run every job of ``config`` as Ray tasks (base jobs first); returns the jobs' reports."""
+    """Run every task of ``config`` on Ray, committing each task's rows as it arrives; returns their reports."""
     try:
         import ray
     except ImportError as exc:
         raise ConfigError("--executor ray needs Ray: pip install 'compsafe[ray]' (or pip install ray)") from exc
     from compsafe.runner import plan_run
 
-    plan_run(config)  # every user error surfaces on the driver, before a cluster is touched
-    started_here = not ray.is_initialized()
-    if started_here:
-        kwargs: dict[str, Any] = {"include_dashboard": False, "ignore_reinit_error": True, "log_to_driver": False}
-        if config.ray_address:
-            check_reachable(config.ray_address)
-            kwargs["address"] = config.ray_address
-        try:
-            ray.init(**kwargs)
-        except (ConnectionError, RuntimeError) as exc:
-            raise ConfigError(f"cannot reach the Ray cluster at {config.ray_address!r}: {exc}".splitlines()[0]) from exc
+    plan = plan_run(config)  # every user error surfaces on the driver, before a cluster is touched
+    started_here = connect(ray, config)
     config.out.mkdir(parents=True, exist_ok=True)
-    import torch
-
-    remote_job = ray.remote(num_gpus=config.gpus_per_task, max_retries=1)(run_job)
-    threads = torch.get_num_threads()
+    store = ResultStore(config.store_path)
     reports: list[dict[str, Any]] = []
+    pending: dict[Any, str] = {}
     try:
-        stages = [
-            [(None, probe) for probe in config.probes],
-            [(variant, probe) for variant in config.variants for probe in config.probes],
-        ]
-        for name, jobs in zip(("base", "variants"), stages, strict=True):
-            if not jobs:
-                continue
-            observer.stage(f"ray: {len(jobs)} {name} job(s) on {int(ray.cluster_resources().get('CPU', 0))} CPU(s)")
-            reports.extend(ray.get([remote_job.remote(config, variant, probe, threads) for variant, probe in jobs]))
+        check_feasible(ray.cluster_resources(), config)
+        pending = submit(ray, plan, store)
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        needs = node_inputs(task_config(config)) if config.ray_address else []
+        observer.stage(
+            f"ray: {len(plan.probes)} base and {len(pending) - len(plan.probes)} variant task(s) on {cpus} CPU(s)"
+            + (f"; every node needs {', '.join(needs)}" if needs else "")
+        )
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            label = pending.pop(done[0])
+            report = result(ray, done[0], label)
+            added = store.merge(report.pop("rows"))  # committed now: a killed driver loses no finished task
+            observer.stage(f"ray: {label} done on node {report['node']} ({added} new record(s), {report['seconds']} s)")
+            reports.append(report)
     finally:
+        for ref in pending:  # a failed run leaves nothing running on a cluster it joined
+            ray.cancel(ref)
+        store.close()
         if started_here:
             ray.shutdown()
     return reports

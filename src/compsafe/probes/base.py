@@ -53,6 +53,11 @@ class ProbeContext:
     # refusal-margin threshold above which screenable probes decide an item without generating it (None: off)
     screen_margin: float | None = None
 
+    @classmethod
+    def for_keys(cls, judge: RefusalJudge, generation: GenerationConfig, screen_margin: float | None) -> ProbeContext:
+        """A model-less context: enough for ``Probe.query_config``, the query half of every store key."""
+        return cls(backend=None, judge=judge, generation=generation, is_base=False, screen_margin=screen_margin)  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class ItemRows:
