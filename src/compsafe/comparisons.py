@@ -2,7 +2,8 @@
 
 The probe's ``outcome`` kind decides the statistics:
 - "refusal": rate delta with a paired bootstrap CI, exact McNemar on the flipped decisions, the flipped
-  items themselves (both responses side by side) and per-category deltas;
+  items themselves (both responses side by side) and per-category deltas; for items graded by harm severity,
+  the same per level and the level where the variant starts to comply (``analysis/severity.py``);
 - "perplexity": perplexity ratio with a paired bootstrap CI and the mean KL from the base;
 - "choice": accuracy delta with CI, McNemar on correctness, and the share of items whose chosen answer
   changed (behaviour drift that an unchanged accuracy hides).
@@ -24,6 +25,7 @@ from compsafe.analysis.paired import (
     perplexity,
     perplexity_ratio_interval,
 )
+from compsafe.analysis.severity import compare_levels, has_levels
 from compsafe.analysis.toxicity import compare_group_generation, compare_toxicity
 from compsafe.probes.screening import record_label
 
@@ -67,7 +69,10 @@ def compare_refusal(base: list[Record], variant: list[Record], *, n_resamples: i
     categories: dict[str, list[tuple[bool, bool]]] = {}
     for rb, rv in zip(base, variant, strict=True):
         categories.setdefault(rb.get("category", "uncategorised"), []).append((rb["refused"], rv["refused"]))
+    # graded requests (the severity probe): the same statistics per level, and where compliance starts
+    levels = compare_levels(base, variant, record_label, n_resamples=n_resamples, seed=seed) if has_levels(base) else {}
     return {
+        **levels,
         "n": len(b),
         "base_rate": sum(b) / len(b),
         "variant_rate": sum(v) / len(v),

@@ -53,11 +53,11 @@ def test_calibration_text_is_well_formed_and_disjoint_from_passages() -> None:
 
 def test_safety_calibration_is_well_formed_and_disjoint_from_evaluation_prompts() -> None:
     calib = rows("safety_calibration.jsonl")
-    harmful, benign_eval = rows("harmful.jsonl"), rows("over_refusal.jsonl")
+    harmful, benign_eval = rows("harmful.jsonl") + rows("harm_severity.jsonl"), rows("over_refusal.jsonl")
     assert len(calib) >= 40
     for row in calib:
         assert set(row) == {"id", "prompt", "response", "category"} and row["prompt"] and row["response"]
-    harm_categories = {r["category"] for r in harmful}
+    harm_categories = {r["category"] for r in rows("harmful.jsonl")}
     refusals = [r for r in calib if r["category"] != "benign"]
     assert {r["category"] for r in refusals} == harm_categories
     assert 8 <= sum(r["category"] == "benign" for r in calib) <= 14
@@ -70,7 +70,7 @@ def test_safety_calibration_is_well_formed_and_disjoint_from_evaluation_prompts(
 
 
 def test_ids_unique_across_the_data_folder() -> None:
-    names = ["harmful", "over_refusal", "passages", "mcqa", "calibration_text", "safety_calibration"]
+    names = ["harmful", "harm_severity", "over_refusal", "passages", "mcqa", "calibration_text", "safety_calibration"]
     ids = [r["id"] for name in names for r in rows(f"{name}.jsonl")]
     assert len(ids) == len(set(ids))
 

@@ -12,7 +12,7 @@ from compsafe.training import safety_data
 
 def test_training_prompts_are_disjoint_from_every_evaluation_prompt() -> None:
     sets = safety_data.evaluation_prompts()
-    assert {"refusal:compsafe", "over_refusal:compsafe", "mcqa:compsafe"} <= set(sets)
+    assert {"refusal:compsafe", "over_refusal:compsafe", "severity:compsafe", "mcqa:compsafe"} <= set(sets)
     overlaps = safety_data.check_disjoint(safety_data.all_training_prompts(), sets)
     assert overlaps == [], overlaps[:3]
     assert safety_data.max_similarity(safety_data.all_training_prompts(), sets) < safety_data.NEAR_DUPLICATE_JACCARD

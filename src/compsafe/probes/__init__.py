@@ -13,6 +13,7 @@ from compsafe.probes import (  # noqa: F401  (register the built-in probes)
     privacy,
     refusal,
     refusal_margin,
+    severity,
     toxicity,
 )
 from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record

@@ -54,7 +54,8 @@ RATIO = Unit("ratio", "×", decimals=3, value_suffix="×")  # variant / base (no
 PERPLEXITY = Unit("perplexity", "ppl", decimals=2, value_suffix="")  # exp(mean NLL); its change is a ratio
 SCORE = Unit("score", "score", decimals=3, value_suffix="", signed=True)  # bias/toxicity scores, gaps
 COUNT = Unit("count", "items", decimals=0, value_suffix="")  # item and token counts
-UNITS = {u.name: u for u in (RATE, NATS, BITS, RATIO, PERPLEXITY, SCORE, COUNT)}
+LEVEL = Unit("level", "levels", decimals=0, value_suffix="")  # a harm-severity level (docs/severity_rubric.md)
+UNITS = {u.name: u for u in (RATE, NATS, BITS, RATIO, PERPLEXITY, SCORE, COUNT, LEVEL)}
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,10 @@ def score(key: str, direction: str | None = None, **kwargs) -> Metric:
 
 def count(key: str, **kwargs) -> Metric:
     return Metric(key, COUNT, None, **kwargs)
+
+
+def level(key: str, **kwargs) -> Metric:
+    return Metric(key, LEVEL, None, **kwargs)
 
 
 def find(metrics: tuple[Metric, ...], key: str) -> Metric | None:

@@ -1,9 +1,9 @@
 """report.html: one self-contained page (inline CSS and SVG, no network) for the people who decide on a variant.
 
 Sections: the headline table (variants x dimensions, paired CIs, coloured by significance and direction), the
-gate verdict, the plots (``report/figures.py``), the flipped prompts with both responses side by side, the
-judge and the models. All model and user text is HTML-escaped: responses to harmful prompts are exactly the
-text one should not trust.
+gate verdict, the severity ladder (``report/severity_section.py``), the plots (``report/figures.py``), the
+flipped prompts with both responses side by side, the judge and the models. All model and user text is
+HTML-escaped: responses to harmful prompts are exactly the text one should not trust.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from compsafe.metrics import (
 )
 from compsafe.report.figures import plot_sections
 from compsafe.report.judge_section import judge_html, verdicts_html
+from compsafe.report.severity_section import severity_html
 from compsafe.summary import RunSummary, load_summary, parse_summary
 
 CSS = """
@@ -272,6 +273,7 @@ def render_html(summary: RunSummary | dict[str, Any]) -> str:
         _headline_table(summary),
         verdicts_html(summary),
         _gate_section(summary),
+        severity_html(summary),
         *plot_sections(summary),
         _flips_section(summary),
         judge_html(summary),

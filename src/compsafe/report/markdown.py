@@ -20,6 +20,7 @@ from compsafe.metrics import (
 )
 from compsafe.report.cost import cost_markdown
 from compsafe.report.judge_section import judge_markdown, verdicts_markdown
+from compsafe.report.severity_section import severity_markdown
 from compsafe.summary import RunSummary, megabytes, parse_summary
 
 MARKS = {"worse": "🔴 ", "better": "🟢 ", "changed": "🟡 "}
@@ -141,6 +142,7 @@ def render_markdown(summary: RunSummary | dict[str, Any]) -> str:
         *verdicts_markdown(summary),
         *_gate(summary),
         "",
+        *severity_markdown(summary),
         *_flips(summary),
         "",
         *judge_markdown(summary),

@@ -90,9 +90,10 @@ class Overlap:
 def evaluation_prompts() -> dict[str, list[str]]:
     """Every prompt compsafe evaluates with: the shipped sets and the external ones where installed."""
     from compsafe.probes.refusal import OverRefusalProbe, RefusalProbe
+    from compsafe.probes.severity import SeverityProbe
 
     sets: dict[str, list[str]] = {}
-    for probe in (RefusalProbe, OverRefusalProbe):
+    for probe in (RefusalProbe, OverRefusalProbe, SeverityProbe):
         for set_name, source in probe.sources.items():
             if source.available:
                 sets[f"{probe.name}:{set_name}"] = [
