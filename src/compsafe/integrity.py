@@ -46,7 +46,8 @@ def state_digest(model: torch.nn.Module) -> str:
         seen.add(tensor.data_ptr())
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
         flat = tensor.detach().contiguous().cpu().reshape(-1)
-        digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+        if flat.numel():  # the array itself, not .tobytes(): no transient copy of the largest tensor
+            digest.update(flat.view(torch.uint8).numpy())
     return digest.hexdigest()
 
 

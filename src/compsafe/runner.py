@@ -1,9 +1,9 @@
 """Wire the stages: load base -> probe base -> (build variant -> probe -> restore)* -> analyse -> write.
 
-One model is in memory at a time: variants are built in place from the base weights and the base is
-restored from a CPU snapshot afterwards (checked by digest). Every finished batch of item records is
-committed to the store, so a killed run resumes where it stopped, and a variant whose records are all
-present is not rebuilt at all.
+One model is in memory at a time: variants are built in place and afterwards the tensors a recipe changed are
+re-read from the base's weight files (``compress.snapshot``; checked by digest). Every finished batch of item
+records is committed to the store, so a killed run resumes where it stopped, and a variant whose records are
+all present is not rebuilt at all.
 """
 
 from __future__ import annotations
@@ -348,7 +348,7 @@ class Study:
     ) -> dict[str, Any]:
         """Build ``variant`` with ``compress.applied``, record it in the store, probe it unless broken."""
         assert variant.config is not None
-        self.snapshot = self.snapshot or WeightSnapshot(self.handle.model)
+        self.snapshot = self.snapshot or WeightSnapshot(self.handle.model, self.handle.weight_files(), spill=True)
         self.observer.stage(f"building {variant.label}")
         with applied(self.handle.model, variant.config, calibration, snapshot=self.snapshot) as built:
             info = {

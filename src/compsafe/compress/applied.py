@@ -1,9 +1,10 @@
 """Apply a recipe, measure, restore: the one way code outside compress/ builds a variant in place.
 
 ``with applied(model, recipe, calibration) as variant:`` compresses the model in place, says whether any
-weight came out NaN/inf, and on exit (also on an exception) copies the base weights back from a CPU snapshot
-and checks their digest, so a measurement never leaves a half-compressed model behind. A caller that builds
-many variants of one model takes the ``WeightSnapshot`` once and passes it in (the copy is the costly part).
+weight came out NaN/inf, and on exit (also on an exception) rewrites the base weights the recipe changed
+(``compress.snapshot``) and checks their digests, so a measurement never leaves a half-compressed model
+behind. A caller that builds many variants of one model takes the ``WeightSnapshot`` once and passes it in,
+with the model's weight files so nothing is copied (without them it holds a CPU copy of every parameter).
 """
 
 from __future__ import annotations
@@ -18,28 +19,13 @@ import torch
 from compsafe.compress.base import CompressionConfig, CompressionReport
 from compsafe.compress.calibration import CalibrationSet
 from compsafe.compress.registry import apply_recipe, parse_recipe
+from compsafe.compress.snapshot import WeightSnapshot
 from compsafe.integrity import state_digest
 
 
 def nonfinite_parameters(model: torch.nn.Module) -> list[str]:
     """Names of parameters holding NaN or inf (a compression method diverged)."""
     return [name for name, p in model.named_parameters() if p.is_floating_point() and not torch.isfinite(p).all()]
-
-
-class WeightSnapshot:
-    """A CPU copy of every parameter and the digest of the whole state, taken once per base model."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.tensors = {name: p.detach().to("cpu", copy=True) for name, p in model.named_parameters()}
-        self.digest = state_digest(model)
-
-    @torch.no_grad()
-    def restore(self, model: torch.nn.Module) -> None:
-        """Copy the snapshot back into ``model``; a digest mismatch is a bug, never a user error."""
-        for name, p in model.named_parameters():
-            p.data.copy_(self.tensors[name].to(p.device))
-        if state_digest(model) != self.digest:
-            raise RuntimeError("base weights were not restored exactly after a variant")
 
 
 @dataclass

@@ -248,43 +248,40 @@ class HFBackend:
         chat_formatted: bool = False,
         progress: ProgressCallback | None = None,
     ) -> list[LoglikResult]:
-        """log P(continuation | context) for each (context, continuation) pair, batched and right-padded.
+        """log P(continuation | context) for each (context, continuation) pair, in the caller's order.
 
         ``chat_formatted``: contexts already carry the chat template's special tokens (no BOS is added).
+        Pairs that share a context (one question, several answers) run the context once (``models.scoring``).
+        As in lm-evaluation-harness, an empty context is scored after the BOS (else EOS) token, a pair longer
+        than the model's window loses tokens from the left, and a continuation longer than the window is refused.
         """
-        pairs = [self._encode_pair(c, x, special_tokens=not chat_formatted) for c, x in requests]
+        from compsafe.models.scoring import group_by_context, score_groups
+
         max_len = self.handle.max_length
-        sequences = []
-        for context_ids, cont_ids in pairs:
+        sequences, n_cont = [], []
+        for context, continuation in requests:
+            context_ids, cont_ids = self._encode_pair(context, continuation, special_tokens=not chat_formatted)
             if not cont_ids:
                 raise ValueError("loglikelihood needs a non-empty continuation")
+            if len(cont_ids) > max_len:
+                raise ValueError(f"a continuation of {len(cont_ids)} tokens does not fit the model's {max_len}")
+            context_ids = context_ids or [prefix_token_id(self.tokenizer)]
             sequences.append((context_ids + cont_ids)[-(max_len + 1) :])
-        results: list[LoglikResult | None] = [None] * len(requests)
-        pad = self.tokenizer.pad_token_id
+            n_cont.append(len(cont_ids))
+        groups = group_by_context(sequences, n_cont)
+        scored: dict[int, tuple[float, int, bool]] = {}
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
-        def run_batch(batch: list[int]) -> None:
-            inputs = [sequences[i][:-1] for i in batch]
-            width = max(len(s) for s in inputs)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for row, seq in enumerate(inputs):
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            for row, index in enumerate(batch):
-                n_cont = len(pairs[index][1])
-                length = len(inputs[row])
-                targets = torch.tensor(sequences[index][-n_cont:])
-                # log-softmax only where the continuation is scored, not over the whole [batch, T, vocab]
-                positions = torch.log_softmax(logits[row, length - n_cont : length].float(), dim=-1).cpu()
-                token_lp = positions.gather(-1, targets[:, None]).squeeze(-1)
-                greedy = bool((positions.argmax(-1) == targets).all())
-                results[index] = LoglikResult(float(token_lp.sum()), n_cont, greedy)
+        def run_groups(batch: list[int]) -> None:
+            chosen = [groups[i] for i in batch]
+            scored.update(
+                score_groups(self.model, chosen, pad=pad, device=self.device, row_chunk=max(self.batch_size, 64))
+            )
             if progress:
-                progress(len(batch))
+                progress(sum(len(g.requests) for g in chosen))
 
-        self._batched([len(s) for s in sequences], run_batch)
-        return [r for r in results if r is not None]
+        self._batched([len(g.context) + max(map(len, g.continuations)) for g in groups], run_groups)
+        return [LoglikResult(*scored[i]) for i in range(len(sequences))]
 
     @torch.inference_mode()
     def shared_context_loglikelihood(
@@ -292,57 +289,10 @@ class HFBackend:
     ) -> list[LoglikResult]:
         """log P(continuation | context) for many short continuations of ONE context, the context run once.
 
-        Same numbers as ``loglikelihood`` on the pairs, but the context's KV cache is computed once per batch
-        and shared, so ranking N candidate secrets after a long context (a passkey after 2k tokens, a canary
-        against its candidate set) costs one context pass plus N short ones instead of N full passes. Falls
-        back to ``loglikelihood`` when a continuation changes the context's own tokenization.
+        Kept for the probes that name it: ``loglikelihood`` itself now runs each distinct context once (its KV
+        cache shared by the continuations), so this is the same call on the pairs.
         """
-        if not continuations:
-            return []
-        pairs = [self._encode_pair(context, c, special_tokens=not chat_formatted) for c in continuations]
-        context_ids = pairs[0][0]
-        if not context_ids or any(p[0] != context_ids or not p[1] for p in pairs):
-            return self.loglikelihood([(context, c) for c in continuations], chat_formatted=chat_formatted)
-        if len(context_ids) + max(len(p[1]) for p in pairs) > self.handle.max_length + 1:
-            return self.loglikelihood([(context, c) for c in continuations], chat_formatted=chat_formatted)
-        import copy
-
-        n_ctx = len(context_ids)
-        results: list[LoglikResult] = []
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        prefix = self.model(input_ids=torch.tensor([context_ids], device=self.device), use_cache=True)
-        first = torch.log_softmax(prefix.logits[0, -1].float(), dim=-1).cpu()
-        # continuations are a few tokens each, so a chunk can be wider than the scoring batch size
-        chunk = max(self.batch_size, 64)
-        for start in range(0, len(pairs), chunk):
-            conts = [p[1] for p in pairs[start : start + chunk]]
-            tails = [c[:-1] for c in conts]  # inputs after the context; each last token is only a target
-            width = max(len(t) for t in tails)
-            later: torch.Tensor | None = None
-            if width:
-                cache = copy.deepcopy(prefix.past_key_values)
-                cache.batch_repeat_interleave(len(conts))
-                ids = torch.full((len(conts), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(conts), n_ctx + width), dtype=torch.long)
-                mask[:, :n_ctx] = 1
-                for row, tail in enumerate(tails):
-                    ids[row, : len(tail)] = torch.tensor(tail, dtype=torch.long)
-                    mask[row, n_ctx : n_ctx + len(tail)] = 1
-                positions = torch.arange(n_ctx, n_ctx + width).expand(len(conts), width)
-                out = self.model(
-                    input_ids=ids.to(self.device),
-                    attention_mask=mask.to(self.device),
-                    position_ids=positions.to(self.device),
-                    past_key_values=cache,
-                    use_cache=True,
-                )
-                later = torch.log_softmax(out.logits.float(), dim=-1).cpu()
-            for row, cont in enumerate(conts):
-                dists = [first] + ([later[row, t] for t in range(len(cont) - 1)] if later is not None else [])
-                token_lp = [float(d[tok]) for d, tok in zip(dists, cont, strict=True)]
-                greedy = all(int(d.argmax()) == tok for d, tok in zip(dists, cont, strict=True))
-                results.append(LoglikResult(sum(token_lp), len(cont), greedy))
-        return results
+        return self.loglikelihood([(context, c) for c in continuations], chat_formatted=chat_formatted)
 
     @torch.inference_mode()
     def text_logits(self, text: str, *, prefix: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -48,6 +48,14 @@ class ModelHandle:
     def has_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
+    def weight_files(self) -> list[Path]:
+        """The safetensors files the weights were loaded from, which a restore can re-read (none for a GGUF file
+        or a hub id)."""
+        folder = Path(self.resolved_path)
+        if self.meta.get("gguf_file") or not folder.is_dir():
+            return []
+        return sorted(folder.glob("*.safetensors"))
+
     @property
     def max_length(self) -> int:
         config = self.model.config

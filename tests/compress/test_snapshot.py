@@ -1,0 +1,112 @@
+"""compress.snapshot: the base comes back bit for bit after a variant, re-read from its weight file (or a spill
+file), only where the recipe changed it, with no copy of the model held in memory."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from compsafe.compress import WeightSnapshot, applied, apply_recipe, parse_recipe
+from compsafe.integrity import state_digest
+from compsafe.models import LoadOptions, load_model
+from conftest import save_tiny_llama, tiny_llama
+
+CPU32 = LoadOptions(device="cpu", dtype="float32")
+
+
+def clones(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: t.detach().clone() for name, t in model.state_dict().items()}
+
+
+def assert_bit_identical(model: torch.nn.Module, before: dict[str, torch.Tensor]) -> None:
+    after = model.state_dict()
+    assert after.keys() == before.keys()
+    for name, tensor in before.items():
+        assert after[name].dtype == tensor.dtype
+        assert torch.equal(after[name].view(torch.uint8), tensor.view(torch.uint8)), name
+
+
+@pytest.fixture
+def loaded(tmp_path, tiny_tokenizer):
+    folder = save_tiny_llama(tmp_path / "model", tiny_tokenizer)
+    return folder, load_model(str(folder), CPU32).model
+
+
+def test_restore_rereads_only_the_changed_tensors_from_the_weight_file(loaded) -> None:
+    folder, model = loaded
+    snapshot = WeightSnapshot(model, weight_files=sorted(folder.glob("*.safetensors")))
+    assert snapshot.held_in_memory == []  # every parameter can be re-read: no copy of the model is kept
+    before = clones(model)
+    apply_recipe(model, parse_recipe("mag-50"))
+    changed = snapshot.changed(model)
+    assert changed and set(changed) == {n for n, t in model.state_dict().items() if not torch.equal(t, before[n])}
+    assert snapshot.restore(model) == changed
+    assert_bit_identical(model, before)
+    assert snapshot.changed(model) == []
+
+
+def test_only_the_recipe_modules_are_rewritten(loaded) -> None:
+    folder, model = loaded
+    snapshot = WeightSnapshot(model, weight_files=sorted(folder.glob("*.safetensors")))
+    before = clones(model)
+    with applied(model, "int8", snapshot=snapshot, only=["layers.1"]):
+        changed = snapshot.changed(model)
+    assert changed and all(".layers.1." in name for name in changed)
+    assert_bit_identical(model, before)
+
+
+def test_a_bf16_file_reproduces_a_float32_model(tmp_path, tiny_tokenizer) -> None:
+    # the default model is a bf16 folder evaluated in float32: the file, cast as the loader cast it, is exact
+    folder = save_tiny_llama(tmp_path / "model", tiny_tokenizer)
+    path = next(folder.glob("*.safetensors"))
+    save_file({k: v.to(torch.bfloat16) for k, v in load_file(path).items()}, path, metadata={"format": "pt"})
+    model = load_model(str(folder), CPU32).model
+    assert model.dtype == torch.float32
+    snapshot = WeightSnapshot(model, weight_files=[path])
+    assert snapshot.held_in_memory == []
+    before = clones(model)
+    with applied(model, "int4-rtn-g32", snapshot=snapshot):
+        assert snapshot.changed(model)
+    assert_bit_identical(model, before)
+
+
+def test_tensors_the_file_does_not_reproduce_are_spilled_to_disk(loaded, tmp_path) -> None:
+    folder, model = loaded
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight.mul_(2)  # the in-memory base no longer equals its file here
+    spill = tmp_path / "spill"
+    snapshot = WeightSnapshot(model, weight_files=sorted(folder.glob("*.safetensors")), spill=spill)
+    assert snapshot.held_in_memory == []
+    assert list(spill.iterdir())
+    assert snapshot.sources["model.layers.0.mlp.up_proj.weight"].path.parent == spill
+    assert snapshot.sources["model.layers.1.mlp.up_proj.weight"].path.parent == folder
+    before = clones(model)
+    with applied(model, "int8", snapshot=snapshot):
+        pass
+    assert_bit_identical(model, before)
+    del snapshot
+    gc.collect()
+    assert list(spill.iterdir()) == []  # the spill file goes with the snapshot
+
+
+def test_without_files_or_spill_folder_it_keeps_copies() -> None:
+    model = tiny_llama()
+    snapshot = WeightSnapshot(model)
+    assert set(snapshot.held_in_memory) == {name for name, _ in model.named_parameters()}
+    before = clones(model)
+    with applied(model, "2:4", snapshot=snapshot):
+        pass
+    assert_bit_identical(model, before)
+    assert state_digest(model) == snapshot.digest
+
+
+def test_a_weight_file_changed_on_disk_fails_loudly(loaded) -> None:
+    folder, model = loaded
+    path = next(folder.glob("*.safetensors"))
+    snapshot = WeightSnapshot(model, weight_files=[path])
+    save_file({k: v + 1 for k, v in load_file(path).items()}, path, metadata={"format": "pt"})
+    with pytest.raises(RuntimeError, match="not restored exactly"), applied(model, "int8", snapshot=snapshot):
+        pass
