@@ -7,23 +7,13 @@ import torch
 from compsafe.models.drafting import draft_greedy
 from compsafe.models.prefix_cache import MIN_PREFIX_TOKENS, PrefixCache, cache_keyword, shared_prefix_length
 from conftest import tiny_llama
-from greedy_helpers import PAD, hf_greedy, perturbed, random_prompts
+from greedy_helpers import PAD, hf_greedy, left_padded, perturbed, random_prompts
 
 
 def chat_like(n: int, seed: int) -> list[list[int]]:
     """A fixed 'system prompt' of 9 tokens, then each prompt's own tokens (as a chat template lays them out)."""
     system = [1, 40, 41, 42, 43, 44, 45, 2, 1]
     return [system + suffix for suffix in random_prompts(n, seed)]
-
-
-def left_padded(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), PAD)
-    mask = torch.zeros_like(ids)
-    for row, tokens in enumerate(rows):
-        ids[row, width - len(tokens) :] = torch.tensor(tokens)
-        mask[row, width - len(tokens) :] = 1
-    return ids, mask
 
 
 def test_shared_prefix_leaves_every_prompt_a_token():
