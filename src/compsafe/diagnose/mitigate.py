@@ -272,13 +272,11 @@ def mitigate(
     store: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the whole search on a loaded model (see the module docstring); returns a JSON-ready result.
-    ``signal``: "fast" checks the tolerance on the share of validation prompts with a positive refusal margin,
-    "judged" on the generated-and-judged refusal rate (slower, exact). The held-out confirmation is always judged.
-    ``block_order``: block patterns, most safety-damaging first, from an earlier ``compsafe sensitivity`` scan of
-    the same recipe on the validation split (``ranking_from_sensitivity``); skips the scan, which dominates the cost.
-    ``store`` (a ``ResultStore``): every measurement is kept as per-item records, so a rerun resumes.
-    """
+    """Run the whole search on a loaded model (module docstring); returns a JSON-ready result. ``signal``: "fast"
+    checks the tolerance on the share of validation prompts with a positive refusal margin, "judged" on the
+    rate ``judge`` gives generated responses (slower, exact); the held-out confirmation is always judged.
+    ``block_order``: block patterns, most damaging first, from a ``compsafe sensitivity`` scan of the same recipe
+    (``ranking_from_sensitivity``); skips the scan. ``store``: per-item records of every measurement (resumes)."""
     from compsafe.diagnose.sensitivity import block_sensitivity, damaging_blocks
     _check_options(recipe, signal, keep_mode, max_drop, budget_bits)
     say, started, config = progress or (lambda message: None), time.time(), parse_recipe(recipe)
