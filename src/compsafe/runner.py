@@ -258,7 +258,7 @@ class Study:
     ) -> Study:  # fmt: skip
         """Load the base, check its weights are finite, every +keep pattern against it and the calibration
         window against its context, then probe it (timed from ``started``); ``store``: a Ray task's in-memory one."""
-        from compsafe.compress.protected import check_protected
+        from compsafe.compress.registry import check_applicable
 
         config = plan.config
         options = LoadOptions(
@@ -278,9 +278,9 @@ class Study:
             "device": handle.device.type,
             "numerics": numerics(handle.dtype, handle.device),  # threads & torch change CPU results
         }
-        for variant in plan.variants:  # a +keep pattern that matches nothing fails before any probing
+        for variant in plan.variants:  # a +keep pattern matching nothing, fp16 on a bf16 base: fail before probing
             if variant.config is not None:
-                check_protected(handle.model, variant.config)
+                check_applicable(handle.model, variant.config)
         if any(v.config is not None and needs_calibration(v.config) for v in plan.variants):
             from compsafe.compress.calibration import check_window
 

@@ -2,7 +2,7 @@
 ``with applied(model, recipe, calibration) as variant:`` to measure a variant and get the base back.
 
 Importing this package registers every built-in method (rtn, magnitude, nm, wanda, awq, lowrank, gptq,
-sparsegpt, ggml) in ``METHODS``.
+sparsegpt, ggml, cast) in ``METHODS``.
 """
 
 from compsafe.compress import (  # noqa: F401  (imported to register the methods)
@@ -11,6 +11,7 @@ from compsafe.compress import (  # noqa: F401  (imported to register the methods
     gptq,
     lowrank,
     magnitude,
+    precision,
     rtn,
     sparsegpt,
     wanda,

@@ -218,7 +218,7 @@ def export_variant(
     before any weight is written.
     """
     from compsafe.compress import CalibrationSpec, apply_recipe, build_calibration, needs_calibration, parse_recipe
-    from compsafe.compress.protected import check_protected
+    from compsafe.compress.registry import check_applicable
     from compsafe.integrity import state_digest
     from compsafe.models import LoadOptions, load_model
 
@@ -232,7 +232,7 @@ def export_variant(
     say(f"loading {model_spec or 'the embedded default model'}")
     handle = load_model(model_spec, options)
     source_digest = _source_digest(handle)
-    check_protected(handle.model, config)
+    check_applicable(handle.model, config)
     calibration = None
     if needs_calibration(config):
         say("sampling the calibration set")
@@ -268,6 +268,10 @@ def write_folder(handle: Any, report: Any, chosen: str, folder: Path) -> dict[st
         return save_packed_folder(handle, report.grids, folder)
     if chosen in SPARSE:
         return save_sparse_folder(handle, report, chosen, folder)
+    if report.stored_form is not None:  # a 16-bit or physically pruned copy; the measured model stays as it is
+        from types import SimpleNamespace
+
+        handle = SimpleNamespace(model=report.stored_form(handle.model), tokenizer=handle.tokenizer)
     save_model_folder(handle, folder)
     return None
 
