@@ -9,6 +9,7 @@ from compsafe.probes import (  # noqa: F401  (register the built-in probes)
     jailbreak,
     long_context,
     mcqa,
+    multilingual,
     perplexity,
     privacy,
     refusal,
