@@ -2,7 +2,7 @@
 ``with applied(model, recipe, calibration) as variant:`` to measure a variant and get the base back.
 
 Importing this package registers every built-in method (rtn, magnitude, nm, wanda, awq, lowrank, gptq,
-sparsegpt, ggml, cast) in ``METHODS``.
+sparsegpt, ggml, cast, structured) in ``METHODS``.
 """
 
 from compsafe.compress import (  # noqa: F401  (imported to register the methods)
@@ -14,6 +14,7 @@ from compsafe.compress import (  # noqa: F401  (imported to register the methods
     precision,
     rtn,
     sparsegpt,
+    structured,
     wanda,
 )
 from compsafe.compress.applied import AppliedVariant, WeightSnapshot, applied, nonfinite_parameters
