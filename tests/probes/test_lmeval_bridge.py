@@ -203,7 +203,7 @@ def test_a_missing_local_dataset_is_one_line_saying_how_to_point_at_local_data(t
 
 
 def test_the_shipped_example_runs_offline_by_name():
-    probe = build_probe("lmeval:compsafe_mcqa", limit=3)
+    probe = build_probe("lmeval:compsafe", limit=3)
     assert probe.dataset.extra["available"] == 151
     assert [i.id for i in probe.items] == ["mcqa-science-001", "mcqa-science-002", "mcqa-science-003"]
     assert probe.items[0].data["requests"][0][1].startswith("Question: What do plants need")

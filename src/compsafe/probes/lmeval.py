@@ -83,7 +83,7 @@ class LmEvalProbe(Probe):
     sources: ClassVar[dict[str, DatasetSource]] = {
         DEFAULT_TASK: DatasetSource(
             DEFAULT_TASK,
-            "compsafe/data/lmeval/compsafe_mcqa.yaml over compsafe/data/mcqa.jsonl (project-authored)",
+            "data/lmeval/compsafe.yaml (mcqa.jsonl)",
             "Apache-2.0",
             shipped("mcqa.jsonl"),
             requires_package="lm_eval",

@@ -18,7 +18,7 @@ from compsafe.errors import ConfigError, DataFileError, UnknownNameError
 
 SHIPPED_PACKAGE = "compsafe.data"
 SHIPPED_FOLDER = "lmeval"  # compsafe/data/lmeval/<task>.yaml: offline examples, found by their file name
-DEFAULT_TASK = "compsafe_mcqa"
+DEFAULT_TASK = "compsafe"
 INSTALL_HINT = "pip install 'compsafe[lmeval]' (or pip install lm-eval==0.4.13)"
 LOCAL_DATA_HINT = (
     "point the task at local files: a task YAML with `dataset_path: json` and "
@@ -36,7 +36,7 @@ def require_lm_eval() -> None:
 
 
 def shipped_task(name: str) -> Path | None:
-    """The shipped example task YAML called ``name`` (``compsafe_mcqa``), if there is one."""
+    """The shipped example task YAML called ``name`` (``compsafe``: data/lmeval/compsafe.yaml), if any."""
     folder = importlib.resources.files(SHIPPED_PACKAGE).joinpath(SHIPPED_FOLDER)
     candidate = folder.joinpath(f"{name}.yaml")
     return Path(str(candidate)) if candidate.is_file() else None
