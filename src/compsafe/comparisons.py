@@ -17,6 +17,7 @@ from typing import Any
 from compsafe.analysis.bias import compare_bbq, compare_dialect, compare_preference
 from compsafe.analysis.calibration import compare_calibration
 from compsafe.analysis.divergence_scan import shown_response
+from compsafe.analysis.multilingual import compare_languages
 from compsafe.analysis.paired import (
     flip_share,
     mcnemar_exact,
@@ -284,6 +285,7 @@ COMPARATORS = {
     "bbq": compare_bbq,
     "preference": compare_preference,
     "dialect": compare_dialect,
+    "multilingual": compare_languages,
 }
 
 

@@ -10,6 +10,7 @@ from compsafe.probes import (  # noqa: F401  (register the built-in probes)
     lmeval,
     long_context,
     mcqa,
+    multilingual,
     perplexity,
     privacy,
     refusal,
