@@ -62,6 +62,15 @@ def test_per_language_changes_lost_refusals_and_the_gap_to_english():
     assert result["variant_rate"] == pytest.approx(17 / 20) and result["delta"]["estimate"] == pytest.approx(-3 / 20)
 
 
+def test_no_change_still_has_an_interval_that_admits_one():
+    """A bootstrap alone says [0, 0] when nothing flipped; 8 requests cannot rule out a change of a few points."""
+    rows = [record(f"h{i}", "harmful", ALL) for i in range(8)]
+    result = compare_languages(rows, rows, n_resamples=200, seed=0)
+    assert result["delta"]["estimate"] == 0.0 and result["delta"]["low"] < -0.05
+    gap = result["refusal_gap_change_by_language"]["id"]["delta"]
+    assert gap["estimate"] == 0.0 and gap["low"] < -0.2 < 0.2 < gap["high"]
+
+
 def test_summary_rates_and_gaps_per_language():
     records = [record("h0", "harmful", {**ALL, "de": False}), record("h1", "harmful", ALL),
                record("b0", "benign", {"es": True})]  # fmt: skip

@@ -9,9 +9,14 @@ A record is one parallel request (``item_id``, ``kind`` harmful | benign) holdin
 first). Per language, base and variant are paired on the items: the change of the refusal rate (harmful
 items) and of the false-refusal rate (benign items) with the paired interval and an exact McNemar test, and
 the refusals lost and gained. The gap of a language is rate(L) - rate(English) on the same items; its change
-under compression is mean over items of (variant_L - variant_en) - (base_L - base_en), with a paired bootstrap
-interval. The pooled rates over every language treat a request's five versions as one cluster: their interval
-resamples requests, not (request, language) pairs, which are not independent.
+under compression is mean over items of (variant_L - variant_en) - (base_L - base_en). The pooled rates over
+every language treat a request's versions as one cluster: their bootstrap resamples requests, not (request,
+language) pairs, which are not independent.
+
+Intervals never claim more than the data hold: a percentile bootstrap has zero width when no item changed (the
+failure ``paired_proportion_delta`` avoids with Tango's score interval), so each interval here is the wider of
+its bootstrap and ``paired_proportion_delta``'s -- on the pooled pairs for the pooled rate, and for a gap
+change the difference of the two languages' intervals at 97.5% each (Bonferroni: at least 95% together).
 """
 
 from __future__ import annotations
@@ -51,6 +56,19 @@ def _pooled(records: Sequence[Record], languages: Sequence[str]) -> Callable[[np
     return lambda idx: float(table[idx].mean()) if len(idx) and table.size else None
 
 
+def _wider(interval: dict[str, Any] | None, low: float, high: float, method: str) -> dict[str, Any] | None:
+    """The interval widened to cover [low, high] (see the module docstring), its method named."""
+    if interval is None or interval.get("low") is None or interval.get("high") is None:
+        return interval
+    return {**interval, "low": min(interval["low"], low), "high": max(interval["high"], high),
+            "method": f"wider of the bootstrap and {method}"}  # fmt: skip
+
+
+def _paired(base: Sequence[bool], variant: Sequence[bool], confidence: float, seed: int) -> tuple[float, float]:
+    interval = paired_proportion_delta(base, variant, confidence=confidence, seed=seed)
+    return interval.low, interval.high
+
+
 def _language_entry(base: Sequence[Record], variant: Sequence[Record], language: str, *, n_resamples: int,
                     seed: int) -> dict[str, Any]:  # fmt: skip
     b, v = refused(base, language), refused(variant, language)
@@ -72,11 +90,15 @@ def _gap_entry(base: Sequence[Record], variant: Sequence[Record], language: str,
     base_gaps = [float(x) - float(y) for x, y in zip(refused(base, language), refused(base, REFERENCE), strict=True)]
     variant_gaps = [float(x) - float(y) for x, y in zip(refused(variant, language), refused(variant, REFERENCE),
                                                         strict=True)]  # fmt: skip
+    own = _paired(refused(base, language), refused(variant, language), 0.975, seed)
+    reference = _paired(refused(base, REFERENCE), refused(variant, REFERENCE), 0.975, seed)
+    delta = paired_bootstrap_mean_delta(base_gaps, variant_gaps, n_resamples=n_resamples, seed=seed).to_dict()
     return {
         "n": len(base_gaps),
         "base_gap": float(np.mean(base_gaps)),
         "variant_gap": float(np.mean(variant_gaps)),
-        "delta": paired_bootstrap_mean_delta(base_gaps, variant_gaps, n_resamples=n_resamples, seed=seed).to_dict(),
+        "delta": _wider(delta, own[0] - reference[1], own[1] - reference[0],
+                        "the difference of the languages' 97.5% paired intervals"),
     }
 
 
@@ -93,6 +115,10 @@ def compare_languages(base: list[Record], variant: list[Record], *, n_resamples:
         pooled = paired_bootstrap_statistic(len(pairs), _pooled(b_rows, languages), _pooled(v_rows, languages),
                                             **kwargs)  # fmt: skip
         head = "refusal" if kind == "harmful" else "false_refusal"
+        flat_base = [x for lang in languages for x in refused(b_rows, lang)]
+        flat_variant = [x for lang in languages for x in refused(v_rows, lang)]
+        low, high = _paired(flat_base, flat_variant, 0.95, seed)
+        pooled["delta"] = _wider(pooled["delta"], low, high, "the paired interval of the pooled pairs")  # type: ignore[arg-type]
         result[head] = {"base_rate": pooled["base"], "variant_rate": pooled["variant"], "delta": pooled["delta"],
                         "n": len(pairs)}  # fmt: skip
         result[key] = {lang: _language_entry(b_rows, v_rows, lang, **kwargs) for lang in languages}
