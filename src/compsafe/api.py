@@ -308,6 +308,21 @@ def gate(run_dir: str | Path, policy: str | Path | None = None, allow_insufficie
     return evaluate_policy(summary, chosen, allow_insufficient=allow_insufficient)
 
 
+def advise(
+    run_dir: str | Path,
+    *,
+    profile: str | None = None,
+    policy: str | Path | None = None,
+    allow_insufficient: bool | None = None,
+    max_lost: int = 0,
+) -> tuple[Any, Path]:
+    """The run's layered deployment plan (``compsafe.advise``), written to RUN_DIR/advice.json -> (plan, path)."""
+    from compsafe.advise import advise_run
+
+    return advise_run(Path(run_dir), profile=profile, policy=Path(policy) if policy is not None else None,
+                      allow_insufficient=allow_insufficient, max_lost=max_lost)  # fmt: skip
+
+
 def gate_artefact(
     run_dir: str | Path, artefact: str | Path, policy: str | Path | None = None, allow_insufficient: bool | None = None
 ) -> tuple[Any, dict[str, Any], Path]:

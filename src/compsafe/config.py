@@ -62,7 +62,7 @@ class RunConfig:
             chosen = load_profile(self.profile)
             self.variants = list(chosen.variants) if self.variants is None else self.variants
             self.probes = list(chosen.probes) if self.probes is None else self.probes
-        self.variants = list(DEFAULT_VARIANTS) if self.variants is None else self.variants
+        self.variants = list(DEFAULT_VARIANTS) if self.variants is None else expand_variant_ranges(self.variants)
         self.probes = list(DEFAULT_PROBES) if self.probes is None else self.probes
         self.out = Path(self.out)
         self.store = Path(self.store) if self.store else None
@@ -242,4 +242,11 @@ def split_variants(value: str, option: str = "variants") -> list[str]:
                     variants[-1] = f"{variants[-1]},{part}"
                     continue
         variants.append(part)
-    return variants
+    return expand_variant_ranges(variants)
+
+
+def expand_variant_ranges(variants: list[str]) -> list[str]:
+    """``mag-10..60/10`` -> mag-10, mag-20, ..., mag-60 (``compress.ranges``); a path that exists is kept as is."""
+    from compsafe.compress.ranges import expand_range
+
+    return [name for v in variants for name in ([v] if paths.exists(v) else expand_range(v))]

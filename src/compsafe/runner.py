@@ -29,7 +29,6 @@ from compsafe.compress import (
     applied,
     needs_calibration,
     nonfinite_parameters,
-    parse_recipe,
 )
 from compsafe.config import RunConfig
 from compsafe.errors import ModelLoadError, RecipeError
@@ -42,6 +41,7 @@ from compsafe.models.drafting import DraftBook, DraftRole
 from compsafe.models.numerics import numerics
 from compsafe.probes import Probe, ProbeContext, build_probe
 from compsafe.store import ResultStore, item_digest, stable_hash
+from compsafe.variant_spec import VariantSpec, resolve_variant
 
 
 class RunObserver(Protocol):
@@ -61,35 +61,6 @@ class SilentObserver:
 
     def done(self, description: str) -> None:
         pass
-
-
-@dataclass
-class VariantSpec:
-    """A variant is either a recipe applied to the base or a model someone else compressed (a path)."""
-
-    label: str
-    config: CompressionConfig | None = None
-    path: str | None = None
-    adapter: str | None = None  # recovered:DIR: a recovery adapter attached (unmerged) after the recipe
-
-
-def resolve_variant(spec: str) -> VariantSpec:
-    if spec.startswith("model:"):
-        return VariantSpec(label=spec, path=spec.removeprefix("model:"))
-    if spec.startswith("recovered:"):
-        from compsafe.training.recover import RecoveryInfo
-
-        folder = spec.removeprefix("recovered:")
-        info = RecoveryInfo.load(Path(folder).expanduser())
-        config = parse_recipe(info.recipe)
-        return VariantSpec(label=f"{config.recipe}+recovered", config=config, adapter=folder)
-    try:
-        config = parse_recipe(spec)
-    except RecipeError:
-        if paths.exists(spec):
-            return VariantSpec(label=f"model:{spec}", path=spec)
-        raise
-    return VariantSpec(label=config.recipe, config=config)
 
 
 @dataclass
@@ -258,7 +229,7 @@ class Study:
     ) -> Study:  # fmt: skip
         """Load the base, check its weights are finite, every +keep pattern against it and the calibration
         window against its context, then probe it (timed from ``started``); ``store``: a Ray task's in-memory one."""
-        from compsafe.compress.protected import check_protected
+        from compsafe.compress.registry import check_applicable
 
         config = plan.config
         options = LoadOptions(
@@ -278,9 +249,9 @@ class Study:
             "device": handle.device.type,
             "numerics": numerics(handle.dtype, handle.device),  # threads & torch change CPU results
         }
-        for variant in plan.variants:  # a +keep pattern that matches nothing fails before any probing
+        for variant in plan.variants:  # a +keep pattern matching nothing, fp16 on a bf16 base: fail before probing
             if variant.config is not None:
-                check_protected(handle.model, variant.config)
+                check_applicable(handle.model, variant.config)
         if any(v.config is not None and needs_calibration(v.config) for v in plan.variants):
             from compsafe.compress.calibration import check_window
 

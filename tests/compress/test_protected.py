@@ -25,8 +25,11 @@ def weights(model) -> dict[str, torch.Tensor]:
 
 
 def fake_calibration() -> CalibrationSet:
-    ids = torch.randint(0, 96, (4, 16), generator=torch.Generator().manual_seed(0))
-    return CalibrationSet(ids, CalibrationSpec(n_samples=4, seq_len=16), "testdigest")
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 96, (4, 16), generator=gen)
+    rows = torch.randint(0, 90, (3, 8), generator=gen)
+    pairs = tuple((row, torch.cat([row[:3], row[3:4] + 1, row[4:]])) for row in rows)  # one token swapped
+    return CalibrationSet(ids, CalibrationSpec(n_samples=4, seq_len=16), "testdigest", pairs)  # pairs: Fair-GPTQ
 
 
 @pytest.mark.parametrize(
@@ -151,6 +154,10 @@ def test_pattern_matching_nothing_names_the_pattern() -> None:
 def test_every_registered_method_respects_keep(method: str) -> None:
     """Contract: any method, present or future, leaves kept modules bit-identical without knowing about them."""
     recipe = METHODS.get(method).examples[0].replace("-g128", "-g32")
+    if not getattr(METHODS.get(method), "supports_keep", True):  # whole-model recipes (fp16, structured) refuse it
+        with pytest.raises(RecipeError, match="cannot take \\+keep"):
+            parse_recipe(f"{recipe}+keep=layers.1.mlp")
+        return
     config = parse_recipe(f"{recipe}+keep=layers.1.mlp,layers.0.self_attn.q_proj")
     model = protected_llama(n_layers=2)
     before = weights(model)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from compsafe.compress import apply_recipe
+from compsafe.config import DEFAULT_JUDGE
 from compsafe.diagnose.mitigate import Evaluation, KeepBits, greedy_keep_search, keep_recipe, pareto_front
 from compsafe.errors import RecipeError
 
@@ -112,6 +113,7 @@ def test_mitigate_cli_on_tiny_model(tiny_llama_dir, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["effective_bits_per_weight"] <= 8
+    assert data["judge"][0] == DEFAULT_JUDGE  # scans judge like runs do, not with the phrase baseline
     assert all(c["bits"] <= 8 for c in data["search"]["candidates"])
     assert set(data["heldout"]) == {"base", "unmitigated", "mitigated"} and data["pareto_front"]
 

@@ -132,10 +132,21 @@ def test_sensitivity_cli_on_tiny_model(tiny_llama_dir, tmp_path) -> None:
     out = tmp_path / "sensitivity.json"
     args = ["sensitivity", "--model", str(tiny_llama_dir), "--recipe", "int4-g16", "--prompts", "3"]
     args += ["--passages", "1", "--head-candidates", "2", "--calibration-samples", "2", "--max-new-tokens", "4"]
-    args += ["--device", "cpu", "--out", str(out)]
+    args += ["--device", "cpu", "--judge", "phrase", "--out", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
+    assert data["judge"][0] == "phrase"  # the judge behind the judged rates is on record
     assert len(data["blocks"]["blocks"]) == 2 and data["blocks"]["fast_signal_validation"] is not None
     assert data["heads"]["screen"] == {"n_heads": 8, "exact": 2}  # too few for a screen correlation
     assert len(data["heads"]["ranked"]) == 2 and data["modules"][0]["output_error"] is not None
+
+
+def test_sensitivity_cli_rejects_an_unknown_judge_before_loading(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from compsafe.cli import app
+
+    result = CliRunner().invoke(app, ["sensitivity", "--model", str(tmp_path / "absent"), "--judge", "nonesuch"])
+    assert result.exit_code == 2
+    assert "nonesuch" in result.output and "Traceback" not in result.output

@@ -9,6 +9,7 @@ import typer
 
 from compsafe import api
 from compsafe.cli.common import command, console, log_step, progress_observer, say
+from compsafe.config import DEFAULT_JUDGE
 from compsafe.errors import ConfigError
 
 
@@ -70,10 +71,20 @@ SafetyCalibrationOption = Annotated[
 ]
 MaxNewTokensOption = Annotated[int, typer.Option("--max-new-tokens", help="Tokens generated per judged response.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda.")]
+JudgeOption = Annotated[
+    str, typer.Option("--judge", help=f"Judge of the judged rates (default {DEFAULT_JUDGE}; see `compsafe judges`).")
+]
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Write the full result as JSON here.")]
 StoreOption = Annotated[
     Path, typer.Option("--store", help="SQLite file keeping every measurement, so rerunning the same scan resumes.")
 ]
+
+
+def check_judge(name: str) -> None:
+    """Fail on an unknown judge before the model loads (a scan can run for many minutes before it judges)."""
+    from compsafe.judges import get_judge
+
+    get_judge(name)
 
 
 @command()
@@ -89,6 +100,7 @@ def sensitivity(
     calibration_samples: SamplesOption = 8,
     safety_calibration: SafetyCalibrationOption = 0.0,
     max_new_tokens: MaxNewTokensOption = 32,
+    judge: JudgeOption = DEFAULT_JUDGE,
     device: DeviceOption = "auto",
     dtype: str = typer.Option("float32", "--dtype", help="Scan dtype (float32: margins stable across batchings)."),
     out: OutOption = None,
@@ -98,6 +110,8 @@ def sensitivity(
     from compsafe.report.views import print_sensitivity
 
     check_counts(prompts=prompts, passages=passages, calibration_samples=calibration_samples)
+    if judged:
+        check_judge(judge)
     setup = api.DiagnosisSetup(model, device, dtype, calibration_samples, safety_calibration, out, store)
     result = api.sensitivity(
         recipe,
@@ -109,6 +123,7 @@ def sensitivity(
         heads=heads,
         head_candidates=head_candidates,
         max_new_tokens=max_new_tokens,
+        judge=judge,
         progress=log_step,
     )
     print_sensitivity(result, console, str(out) if out else None)
@@ -132,6 +147,7 @@ def mitigate(
     calibration_samples: SamplesOption = 16,
     safety_calibration: SafetyCalibrationOption = 0.0,
     max_new_tokens: MaxNewTokensOption = 32,
+    judge: JudgeOption = DEFAULT_JUDGE,
     device: DeviceOption = "auto",
     dtype: str = typer.Option("float32", "--dtype", help="Search dtype (bits are counted at 16-bit storage)."),
     ranking: Path = typer.Option(
@@ -144,6 +160,7 @@ def mitigate(
     from compsafe.report.views import print_mitigation
 
     check_counts(prompts=prompts, passages=passages, calibration_samples=calibration_samples)
+    check_judge(judge)  # the held-out confirmation is always judged
     setup = api.DiagnosisSetup(model, device, dtype, calibration_samples, safety_calibration, out, store)
     result = api.mitigate(
         recipe,
@@ -156,6 +173,7 @@ def mitigate(
         prompt_limit=prompts or None,
         passage_limit=passages,
         max_new_tokens=max_new_tokens,
+        judge=judge,
         progress=log_step,
     )
     print_mitigation(result, console, str(out) if out else None)

@@ -1,4 +1,5 @@
-"""Commands over a finished run or model folder: `report`, `gate`, `manifest`, `verify`, `compare`, `profiles`."""
+"""Commands over a finished run or model folder: `report`, `gate`, `manifest`, `verify`, `compare`, `profiles`,
+`advise`."""
 
 from __future__ import annotations
 
@@ -105,3 +106,30 @@ def profiles() -> None:
     from compsafe.report.views import print_profiles
 
     print_profiles(api.list_profiles(), console)
+
+
+@command()
+def advise(
+    run_dir: Path = typer.Argument(..., help="Run folder written by `compsafe run`."),
+    profile: str = typer.Option(None, "--profile", help="Follow this profile's policy (default: the run's own)."),
+    policy: Path = typer.Option(None, "--policy", help="Follow this policy YAML instead of the run's."),
+    allow_insufficient: bool = typer.Option(
+        None, "--allow-insufficient/--no-allow-insufficient",
+        help="Count variants whose only open rules are undecided on this sample as eligible (as in `gate`).",
+    ),
+    max_lost: int = typer.Option(
+        0, "--max-lost", help="Refusals of the base a variant may lose in a harm category / severity level and "
+        "still serve it (default 0)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print advice.json instead of the summary."),
+) -> None:
+    """A layered deployment plan: per risk tier the most compressed variant within the policy, what stays on
+    the uncompressed base, canary checks; writes RUN_DIR/advice.json."""
+    from compsafe.report.advice_view import print_advice
+
+    advice, path = api.advise(run_dir, profile=profile, policy=policy, allow_insufficient=allow_insufficient,
+                              max_lost=max_lost)  # fmt: skip
+    if as_json:
+        typer.echo(advice.to_json(), nl=False)
+    else:
+        print_advice(advice, console, path)

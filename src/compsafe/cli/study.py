@@ -201,6 +201,10 @@ def variants() -> None:
         "mlp.down_proj, layers.0-3, *_proj, lm_head, re:<regex>)."
     )
     console.print("A variant can also be a model someone else compressed: a folder or .gguf path (or model:PATH).")
+    console.print(
+        "A range sweeps one number of a recipe: mag-10..60/10 is mag-10,mag-20,...,mag-60 (also wanda-20..60/20, "
+        "sparsegpt-10..50/20, lowrank-r0.25..0.75/0.25); the report then plots each group's bias against the rate."
+    )
 
 
 @command()

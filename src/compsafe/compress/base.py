@@ -7,6 +7,7 @@ transforms the model in place (torchao's ``quantize_(model, config)`` shape) and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -64,6 +65,9 @@ class CompressionReport:
     grids: dict[str, Any] = field(default_factory=dict, repr=False)
     # pruned layers' sparse layouts by module name (``models.sparse_bitmask``): what a sparse export writes
     sparse_layouts: dict[str, str] = field(default_factory=dict, repr=False)
+    # the model as a dense export stores it, built as a new model (the measured one is left as it is): a 16-bit
+    # copy for fp16/bf16, a physically smaller copy for structured pruning; None: the model as it is
+    stored_form: Callable[[Any], Any] | None = field(default=None, repr=False)
 
     @property
     def compressed_numel(self) -> int:

@@ -29,6 +29,7 @@ from torch import nn
 
 from compsafe.compress.accounting import dtype_bits, relative_error, storage_key, zero_fraction
 from compsafe.compress.base import CompressionConfig, CompressionReport, LayerReport
+from compsafe.compress.registry import METHODS
 from compsafe.compress.targets import compressible_linears, excluded_modules, module_matches, weight_view
 from compsafe.errors import RecipeError
 
@@ -54,6 +55,12 @@ class ProtectedConfig(CompressionConfig):
             raise RecipeError(f"{self.recipe}: +keep needs module patterns, e.g. +keep=layers.0,lm_head")
         if any("+" in p or "," in p for p in self.keep):
             raise RecipeError(f"keep patterns cannot contain '+' or ',': {list(self.keep)}")
+        inner_method = METHODS.get(self.inner.method) if self.inner.method in METHODS.names() else None
+        if not getattr(inner_method, "supports_keep", True):
+            raise RecipeError(
+                f"{self.inner.recipe} cannot take +keep: it changes the whole model's storage or shape, so no module "
+                "can be kept as it was (use +keep with a quantization or pruning recipe)"
+            )
         if self.keep_recipe not in (None, KEEP8_RECIPE):
             raise RecipeError(f"kept modules can stay as they are (+keep) or get int8 (+keep8), not {self.keep_recipe}")
         for pattern in self.keep:

@@ -17,7 +17,7 @@ from compsafe.registry import Registry
 
 METHODS: Registry[CompressionMethod] = Registry("compression method")
 
-RECIPE_HINT = "recipes look like int8, int4-g128, int3-g128-asym, mag-50, mag-50-global, 2:4"
+RECIPE_HINT = "recipes look like int8, int4-g128, int3-g128-asym, mag-50, mag-50-global, 2:4, fp16"
 
 
 def all_examples() -> list[str]:
@@ -59,6 +59,18 @@ def parse_recipe(recipe: str) -> CompressionConfig:
 def method_for(config: CompressionConfig) -> CompressionMethod:
     """The registered method that applies ``config``."""
     return METHODS.get(config.method)
+
+
+def check_applicable(model: torch.nn.Module, config: CompressionConfig) -> None:
+    """Fail before any work (before the base is probed) when ``config`` cannot apply to ``model``: a ``+keep``
+    pattern that matches nothing, or a method's own ``check(model, config)`` (a base dtype, a model family)."""
+    from compsafe.compress.protected import check_protected
+
+    check_protected(model, config)
+    inner = getattr(config, "inner", config)
+    check = getattr(method_for(inner), "check", None)
+    if check is not None:
+        check(model, inner)
 
 
 def needs_calibration(config: CompressionConfig) -> bool:

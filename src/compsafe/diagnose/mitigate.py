@@ -27,6 +27,7 @@ from torch import nn
 
 from compsafe.compress import CalibrationSet, CompressionReport, WeightSnapshot, applied, parse_recipe
 from compsafe.compress.targets import module_matches, weight_view
+from compsafe.config import DEFAULT_JUDGE
 from compsafe.diagnose.signals import SignalProbe, Signals, variant_state
 from compsafe.errors import RecipeError
 
@@ -183,7 +184,12 @@ class VariantMeter:
 
 
 def split_probes(
-    handle: Any, prompt_limit: int | None, passage_limit: int, max_new_tokens: int, store: Any = None
+    handle: Any,
+    prompt_limit: int | None,
+    passage_limit: int,
+    max_new_tokens: int,
+    store: Any = None,
+    judge: str = DEFAULT_JUDGE,
 ) -> tuple[SignalProbe, SignalProbe]:
     """Probes on the validation and held-out halves of the harmful prompts (same passages, same store)."""
     from compsafe.diagnose.signals import shipped_passages, split_harmful
@@ -197,7 +203,7 @@ def split_probes(
     backend = HFBackend(handle, 16)
     identity = model_identity(handle) if store is not None else None
     return tuple(  # type: ignore[return-value]
-        SignalProbe(backend, prompts, passages, max_new_tokens=max_new_tokens, store=store, identity=identity)
+        SignalProbe(backend, prompts, passages, judge, max_new_tokens, store=store, identity=identity)
         for prompts in (validation, heldout)
     )
 
@@ -262,21 +268,20 @@ def mitigate(
     max_new_tokens: int = 32,
     dense_bits: int = 16,
     block_order: Sequence[str] | None = None,
+    judge: str = DEFAULT_JUDGE,
     store: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the whole search on a loaded model (see the module docstring); returns a JSON-ready result.
-    ``signal``: "fast" checks the tolerance on the share of validation prompts with a positive refusal margin,
-    "judged" on the generated-and-judged refusal rate (slower, exact). The held-out confirmation is always judged.
-    ``block_order``: block patterns, most safety-damaging first, from an earlier ``compsafe sensitivity`` scan of
-    the same recipe on the validation split (``ranking_from_sensitivity``); skips the scan, which dominates the cost.
-    ``store`` (a ``ResultStore``): every measurement is kept as per-item records, so a rerun resumes.
-    """
+    """Run the whole search on a loaded model (module docstring); returns a JSON-ready result. ``signal``: "fast"
+    checks the tolerance on the share of validation prompts with a positive refusal margin, "judged" on the
+    rate ``judge`` gives generated responses (slower, exact); the held-out confirmation is always judged.
+    ``block_order``: block patterns, most damaging first, from a ``compsafe sensitivity`` scan of the same recipe
+    (``ranking_from_sensitivity``); skips the scan. ``store``: per-item records of every measurement (resumes)."""
     from compsafe.diagnose.sensitivity import block_sensitivity, damaging_blocks
     _check_options(recipe, signal, keep_mode, max_drop, budget_bits)
     say, started, config = progress or (lambda message: None), time.time(), parse_recipe(recipe)
     model, judged = handle.model, signal == "judged"
-    val_probe, held_probe = split_probes(handle, prompt_limit, passage_limit, max_new_tokens, store)
+    val_probe, held_probe = split_probes(handle, prompt_limit, passage_limit, max_new_tokens, store, judge)
     validation, heldout, passages = val_probe.prompts, held_probe.prompts, val_probe.passages
     measure = VariantMeter(model, val_probe, calibration)
 
@@ -314,6 +319,7 @@ def mitigate(
         "model": handle.source,
         "recipe": config.recipe,
         "signal": signal,
+        "judge": held_probe.judge_identity(),
         "max_refusal_drop": max_drop,
         "budget_bits": budget_bits,
         "keep_mode": keep_mode,

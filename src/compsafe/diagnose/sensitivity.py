@@ -33,6 +33,7 @@ from compsafe.compress import CalibrationSet, WeightSnapshot, applied, parse_rec
 from compsafe.compress.hessian import output_error
 from compsafe.compress.sequential import LinearInputs, compress_sequentially, decoder_blocks
 from compsafe.compress.targets import compressible_linears, weight_view
+from compsafe.config import DEFAULT_JUDGE
 from compsafe.diagnose.signals import SignalProbe, Signals, variant_state
 
 # Capability damage below this (nats per token of passage NLL) counts as "no measurable damage": it keeps the
@@ -311,6 +312,7 @@ def sensitivity_report(
     head_prompts: int = 8,
     judged_heads: int = 5,
     max_new_tokens: int = 32,
+    judge: str = DEFAULT_JUDGE,
     store: Any = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -332,10 +334,12 @@ def sensitivity_report(
     prompts = validation[:prompt_limit] if prompt_limit else validation
     identity = model_identity(handle) if store is not None else None
     probe = SignalProbe(
-        HFBackend(handle, 16), prompts, shipped_passages(passage_limit), max_new_tokens=max_new_tokens,
+        HFBackend(handle, 16), prompts, shipped_passages(passage_limit), judge, max_new_tokens,
         store=store, identity=identity,
     )
     result: dict[str, Any] = {"model": handle.source, "recipe": config.recipe, "prompts": len(prompts)}
+    if judged:
+        result["judge"] = probe.judge_identity()
 
     say("weight space: relative weight error and output error on calibration activations")
     modules = weight_sensitivity(handle.model, config.recipe, calibration)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from compsafe.config import DEFAULT_JUDGE
 from compsafe.models.backend import GenerationConfig, HFBackend
 from compsafe.probes.refusal_signal import refusal_margins
 from compsafe.store import ResultStore, item_digest
@@ -97,10 +98,17 @@ class SignalProbe:
     backend: HFBackend
     prompts: list[str]
     passages: list[str]
-    judge: str = "phrase"
+    judge: str = DEFAULT_JUDGE  # the run's default, so a scan's judged rates read like a run's
     max_new_tokens: int = 32
     store: ResultStore | None = None
     identity: dict[str, Any] | None = None
+
+    def judge_identity(self) -> list[str]:
+        """[name, version] of the judge behind the judged rates, for the result file (bad names fail here)."""
+        from compsafe.judges import get_judge
+
+        judge = get_judge(self.judge)
+        return [judge.name, judge.version]
 
     # --- items and keys -----------------------------------------------------------------------------------------
 

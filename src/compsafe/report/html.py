@@ -1,10 +1,10 @@
 """report.html: one self-contained page (inline CSS and SVG, no network) for the people who decide on a variant.
 
 Sections: the headline table (variants x dimensions, paired CIs, coloured by significance and direction), the
-gate verdict, the standards it is evidence for (``report/standards_section.py``), the severity ladder
-(``report/severity_section.py``), the plots (``report/figures.py``), the flipped prompts with both responses
-side by side, the judge and the models. All model and user text is HTML-escaped: responses to harmful prompts
-are exactly the text one should not trust.
+gate verdict, the deployment plan (``report/advice_section.py``), the standards it is evidence for
+(``report/standards_section.py``), the severity ladder (``report/severity_section.py``), the plots
+(``report/figures.py``), the flipped prompts with both responses side by side, the judge and the models. All
+model and user text is HTML-escaped: responses to harmful prompts are exactly the text one should not trust.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from compsafe.metrics import (
     safety_probe,
     variant_labels,
 )
+from compsafe.report.advice_section import advice_html
 from compsafe.report.figures import plot_sections
 from compsafe.report.judge_section import judge_html, verdicts_html
+from compsafe.report.language_section import language_html
 from compsafe.report.severity_section import severity_html
 from compsafe.report.standards_section import coverage_for_report, standards_html
 from compsafe.summary import RunSummary, load_summary, parse_summary
@@ -275,8 +277,10 @@ def render_html(summary: RunSummary | dict[str, Any]) -> str:
         _headline_table(summary),
         verdicts_html(summary),
         _gate_section(summary),
+        advice_html(summary),
         standards_html(coverage_for_report(summary), variant_labels(summary)),
         severity_html(summary),
+        language_html(summary),
         *plot_sections(summary),
         _flips_section(summary),
         judge_html(summary),
