@@ -45,8 +45,9 @@ def attack(
     from compsafe.models.loading import check_model_spec
     from compsafe.probes import build_probe
     from compsafe.runfolder import atomic_write
-    from compsafe.runner import SilentObserver, resolve_variant
+    from compsafe.runner import SilentObserver
     from compsafe.store import ResultStore
+    from compsafe.variant_spec import resolve_variant
 
     unknown = [o for o in objectives if o not in OBJECTIVES]
     if unknown or not objectives:

@@ -33,7 +33,7 @@ class ModelPair:
 def variant_handle(base: ModelHandle, spec: str, options: LoadOptions) -> tuple[ModelHandle, str, dict[str, Any]]:
     """(variant handle, label, identity) for a recipe (built on a copy of the base) or a model folder/file."""
     from compsafe import paths
-    from compsafe.runner import resolve_variant
+    from compsafe.variant_spec import resolve_variant
 
     variant = resolve_variant(spec)
     if variant.adapter is not None:
