@@ -32,8 +32,8 @@ OBJECTIVES = ("differential", "base-only")
 class SearchConfig:
     """The budget and the objective; every field is part of the store key of an attack's records."""
 
-    steps: int = 12
-    candidates: int = 16
+    steps: int = 6
+    candidates: int = 8
     topk: int = 64
     suffix_length: int = 8
     seed: int = 0

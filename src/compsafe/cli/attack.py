@@ -19,8 +19,8 @@ def attack(
     objectives: str = typer.Option(
         "differential,base-only", "--objectives", help="differential, base-only (the classic-GCG baseline) or both."
     ),
-    steps: int = typer.Option(12, "--steps", help="GCG steps per request (fewer when the goal is reached)."),
-    candidates: int = typer.Option(16, "--candidates", help="Single-token swaps scored exactly per step."),
+    steps: int = typer.Option(6, "--steps", help="GCG steps per request (fewer when the goal is reached)."),
+    candidates: int = typer.Option(8, "--candidates", help="Single-token swaps scored exactly per step."),
     topk: int = typer.Option(64, "--topk", help="Swaps per suffix position ranked by the one-hot gradient."),
     suffix_length: int = typer.Option(8, "--suffix-length", help="Suffix tokens appended to the request."),
     seed: int = typer.Option(0, "--seed", help="Seed of the candidate sampling (the search is deterministic)."),
