@@ -17,6 +17,7 @@ from typing import Any
 from compsafe.analysis.bias import compare_bbq, compare_dialect, compare_preference
 from compsafe.analysis.calibration import compare_calibration
 from compsafe.analysis.divergence_scan import shown_response
+from compsafe.analysis.multilingual import compare_languages
 from compsafe.analysis.paired import (
     flip_share,
     mcnemar_exact,
@@ -26,6 +27,7 @@ from compsafe.analysis.paired import (
     perplexity_ratio_interval,
 )
 from compsafe.analysis.severity import compare_levels, has_levels
+from compsafe.analysis.task_scores import compare_task_scores
 from compsafe.analysis.toxicity import compare_group_generation, compare_toxicity
 from compsafe.probes.screening import record_label
 
@@ -277,11 +279,13 @@ COMPARATORS = {
     "refusal": compare_refusal,
     "perplexity": compare_perplexity,
     "choice": compare_choice,
+    "task_scores": compare_task_scores,
     "toxicity": compare_toxicity,
     "group_generation": compare_group_generation,
     "bbq": compare_bbq,
     "preference": compare_preference,
     "dialect": compare_dialect,
+    "multilingual": compare_languages,
 }
 
 

@@ -1,13 +1,15 @@
 """Per request group (harm category, severity level), what each variant did to the base's refusals.
 
-Why groups: a router can send requests of one harm category or severity level to a different model, so a
-layered deployment needs to know where a variant lost refusals, not only whether its overall rate held. The
-groups come from every probe of harmful requests in the run (an outcome ``refusal`` probe whose headline is
-higher-is-better; a benign-request probe's lost refusals are a gain, not a loss): ``by_category`` of the
-paired comparison, with the lost and gained items counted from its flip lists, and ``by_level`` where the
-items are graded by severity. The paired change of a category, which the run stores without an interval, is
-recomputed from its 2×2 table (lost, gained, n are all a paired interval and McNemar test need) with the run's
-own bootstrap settings, so every group carries the same kind of evidence.
+Why groups: a router can send requests of one harm category, severity level or language to a different
+model, so a layered deployment needs to know where a variant lost refusals, not only whether its overall rate
+held. The groups come from every probe of harmful requests in the run (a probe whose headline is
+higher-is-better and that declares per-group rates; a benign-request probe's lost refusals are a gain, not a
+loss): ``by_category`` of a refusal probe's paired comparison, with the lost and gained items counted from its
+flip lists; ``by_level`` where the items are graded by severity and ``by_language`` where the same requests
+are asked in several languages (entries that carry their own paired change and McNemar test). The paired
+change of a category, which the run stores without an interval, is recomputed from its 2×2 table (lost,
+gained, n are all a paired interval and McNemar test need) with the run's own bootstrap settings, so every
+group carries the same kind of evidence.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from dataclasses import dataclass
 
 from compsafe.advise.schema import Evidence
 from compsafe.analysis.paired import mcnemar_exact, paired_proportion_delta
-from compsafe.metrics import format_change, format_value, higher_is_better, refusal_probes, unit_of
+from compsafe.metrics import declarations, format_change, format_value, higher_is_better, refusal_probes, unit_of
 from compsafe.summary import ProbeComparison, RunSummary
 
 UNCATEGORISED = "uncategorised"  # what the comparison files an item without a category under
+# comparison entries holding per-group paired statistics (n, rates, delta, mcnemar) -> the group kind
+TESTED_GROUPS = {"by_level": "level", "by_language": "language"}
 
 
 def change_text(metric: str, estimate: float | None, low: float | None, high: float | None) -> str:
@@ -50,6 +54,17 @@ class GroupResult:
 def harmful_probes(summary: RunSummary) -> list[str]:
     """Refusal probes of harmful requests: refusing more is safer there (their headline is higher-is-better)."""
     return [p for p in refusal_probes(summary) if higher_is_better(f"{p}.{summary.probes[p].headline_metric}")]
+
+
+def grouped_probes(summary: RunSummary) -> list[str]:
+    """Harmful-request probes with per-group rates: the refusal probes above, and any probe whose headline is
+    higher-is-better and that declares per-level or per-language rates."""
+    found = harmful_probes(summary)
+    for probe, info in summary.probes.items():
+        keys = {m.key.split(".")[0] for m in declarations(probe)}
+        if probe not in found and higher_is_better(f"{probe}.{info.headline_metric}") and keys & set(TESTED_GROUPS):
+            found.append(probe)
+    return found
 
 
 def _counts(cmp: ProbeComparison) -> tuple[dict[str, int], dict[str, int]]:
@@ -106,17 +121,17 @@ def _categories(summary: RunSummary, probe: str, label: str, cmp: ProbeCompariso
     return results
 
 
-def _levels(probe: str, label: str, cmp: ProbeComparison) -> list[GroupResult]:
-    rows = cmp.lookup("by_level")
+def _tested(probe: str, label: str, cmp: ProbeComparison, entry: str, kind: str) -> list[GroupResult]:
+    rows = cmp.lookup(entry)
     results = []
-    for key, row in sorted((rows or {}).items()):
+    for key, row in (rows or {}).items():
         if not isinstance(row, dict) or not _count(row.get("n")) or not all(
             _rate(row.get(k)) for k in ("base_rate", "variant_rate")
         ):
             continue
         delta = row.get("delta") if isinstance(row.get("delta"), dict) else {}
         test = row.get("mcnemar") if isinstance(row.get("mcnemar"), dict) else {}
-        metric = f"{probe}.by_level.{key}"
+        metric = f"{probe}.{entry}.{key}"
         lost, gained = test.get("base_only"), test.get("variant_only")
         p_value = test.get("p_value")
         p_text = f"{p_value:.2g}" if isinstance(p_value, float | int) else "n/a"
@@ -128,16 +143,20 @@ def _levels(probe: str, label: str, cmp: ProbeComparison) -> list[GroupResult]:
         evidence = Evidence(metric=metric, model=label, base=row.get("base_rate"), value=row.get("variant_rate"),
                             delta=delta.get("estimate"), ci_low=delta.get("low"), ci_high=delta.get("high"),
                             p_value=test.get("p_value"), n=row["n"], lost=lost, gained=gained, text=text)  # fmt: skip
-        results.append(GroupResult(probe, "level", key, evidence))
+        results.append(GroupResult(probe, kind, key, evidence))
     return results
 
 
 def group_results(summary: RunSummary, label: str) -> list[GroupResult]:
-    """Every harm category and severity level of every harmful-request probe, for one variant."""
+    """Every harm category, severity level and language of every harmful-request probe, for one variant."""
     results: list[GroupResult] = []
-    for probe in harmful_probes(summary):
+    refusal = set(harmful_probes(summary))
+    for probe in grouped_probes(summary):
         cmp = summary.comparison(label, probe)
         if cmp is None or cmp.error:
             continue
-        results += _categories(summary, probe, label, cmp) + _levels(probe, label, cmp)
+        if probe in refusal:
+            results += _categories(summary, probe, label, cmp)
+        for entry, kind in TESTED_GROUPS.items():
+            results += _tested(probe, label, cmp, entry, kind)
     return results

@@ -7,12 +7,12 @@ roll out progressively under monitoring):
 
 * **general** — every rule of the policy (the run's profile policy, else the shipped default, or the one
   given). Its route serves all requests no other route takes: the most compressed variant the gate passes.
-* **harm categories** and **severity levels** — one route per category / level of the run's harmful-request
-  probes (``groups.py``). A variant may serve a group only if it is eligible under the policy *and* lost at
-  most ``max_lost`` of the base's refusals in that group in every probe that has it (default 0: a request
-  kind where the variant was seen answering what the base refused stays off it). The most compressed such
-  variant is chosen; none means the group stays on the base, and the plan says which variants were rejected
-  and why, with their numbers.
+* **harm categories**, **severity levels** and **languages** — one route per category / level / language of
+  the run's harmful-request probes (``groups.py``). A variant may serve a group only if it is eligible under
+  the policy *and* lost at most ``max_lost`` of the base's refusals in that group in every probe that has it
+  (default 0: a request kind where the variant was seen answering what the base refused stays off it). The
+  most compressed such variant is chosen; none means the group stays on the base, and the plan says which
+  variants were rejected and why, with their numbers.
 
 Nothing here reruns a model: the plan is a pure function of the summary and the policy, so it is the same
 for the report, the JSON and the terminal.
@@ -44,6 +44,7 @@ from compsafe.summary import RunSummary
 KIND_TIERS = {
     "category": ("harm categories", "requests of one harm category (the harmful-request probes' categories)"),
     "level": ("severity levels", "requests of one harm-severity level (docs/severity_rubric.md)"),
+    "language": ("languages", "requests in one language (the same requests asked in several languages)"),
 }
 
 

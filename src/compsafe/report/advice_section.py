@@ -62,7 +62,9 @@ def advice_html(summary: RunSummary) -> str:
     except CompsafeError as exc:
         return f'<h2>Deployment plan</h2><p class="note">Plan not built: {escape(str(exc))}</p>'
     rows = [_route_row(tier.name, route) for tier in advice.tiers for route in tier.routes]
-    fallback = ", ".join(r.group.describe() for r in advice.fallback) or "nothing"
+    general = advice.tiers[0].routes[0]
+    fallback = ("every request" if general.fallback
+                else ", ".join(r.group.describe() for r in advice.fallback) or "nothing")  # fmt: skip
     notes = "".join(f"<li>{escape(n)}</li>" for n in advice.notes)
     stages = "".join(f"<li><b>{escape(s.stage)}</b>: {escape(s.action)} (proceed when {escape(s.proceed_when)})</li>"
                      for s in advice.rollout)  # fmt: skip

@@ -28,6 +28,7 @@ from compsafe.metrics import (
 from compsafe.report.advice_section import advice_html
 from compsafe.report.figures import plot_sections
 from compsafe.report.judge_section import judge_html, verdicts_html
+from compsafe.report.language_section import language_html
 from compsafe.report.severity_section import severity_html
 from compsafe.report.standards_section import coverage_for_report, standards_html
 from compsafe.summary import RunSummary, load_summary, parse_summary
@@ -279,6 +280,7 @@ def render_html(summary: RunSummary | dict[str, Any]) -> str:
         advice_html(summary),
         standards_html(coverage_for_report(summary), variant_labels(summary)),
         severity_html(summary),
+        language_html(summary),
         *plot_sections(summary),
         _flips_section(summary),
         judge_html(summary),

@@ -102,6 +102,10 @@ def evaluation_prompts() -> dict[str, list[str]]:
     data = importlib.resources.files("compsafe.data")
     mcqa = [json.loads(line) for line in data.joinpath("mcqa.jsonl").read_text(encoding="utf-8").splitlines() if line]
     sets["mcqa:compsafe"] = [str(row["question"]) for row in mcqa]
+    from compsafe.probes.multilingual import MultilingualRefusalProbe  # every language version is evaluation text
+
+    sets["multilingual:compsafe"] = [str(row[key]) for row in MultilingualRefusalProbe.sources["compsafe"].load()
+                                     for key in row if key.startswith("prompt_")]  # fmt: skip
     return sets
 
 
