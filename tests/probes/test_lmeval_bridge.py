@@ -221,3 +221,15 @@ def test_a_hub_dataset_offline_is_the_same_one_line(tmp_path, monkeypatch):
     with pytest.raises(DataFileError, match="'compsafe-test/not-on-this-machine' is not available") as caught:
         build_probe(f"lmeval:{task_yaml}")
     assert "\n" not in str(caught.value) and "dataset_path: json" in str(caught.value)
+
+
+def test_a_pickled_probe_rebuilds_its_task_and_scores_the_same(tiny_handle, tmp_path):
+    import pickle
+
+    probe = build_probe(f"lmeval:{write_task(tmp_path / 'task')}", limit=3)
+    shipped = pickle.loads(pickle.dumps(probe))  # as the Ray executor ships a probe to a worker
+    assert shipped._task is None and shipped.item_digest == probe.item_digest
+    ours = [r for batch in probe.evaluate(probe.items, context(tiny_handle)) for r in batch]
+    theirs = [r for batch in shipped.evaluate(shipped.items, context(tiny_handle)) for r in batch]
+    assert theirs == ours
+    assert shipped.query_config(context(tiny_handle)) == probe.query_config(context(tiny_handle))

@@ -3,6 +3,7 @@ the base at rate 0 for pruning, the numbers in a table; a run without a sweep ge
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -73,3 +74,23 @@ def test_no_plot_without_a_sweep_or_without_groups():
         "metrics": {label: {"mcqa": {"accuracy": 0.5, "n": 4}} for label in ("base", "mag-10", "mag-30")},
     })  # fmt: skip
     assert sweep_section(summary) == ""
+
+
+def test_a_range_run_reports_each_group_against_the_rate(tiny_llama_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from compsafe.cli import app
+
+    out = tmp_path / "sweep"
+    args = ["run", "--model", str(tiny_llama_dir), "--variants", "mag-10..50/40", "--probes", "crows", "--limit", "8",
+            "--batch-size", "4", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    section = html[html.index("Groups against the compression rate") :]
+    figure = section[: section.index("</svg>")]
+    assert 'data-plot="sweep-crows-by_category.*"' in section
+    bias_types = json.loads((out / "summary.json").read_text())["metrics"]["base"]["crows"]["by_category"]
+    assert len(bias_types) >= 2
+    assert len(re.findall(r'id="f\d+-group-line-\d+"', figure)) == len(bias_types)  # one line per bias type
+    assert "<th>base</th><th>mag-10</th><th>mag-50</th>" in section
