@@ -126,3 +126,20 @@ def test_search_stops_when_the_goal_is_reached(pair):
 def test_bad_budgets_are_one_line_errors(fields, message):
     with pytest.raises(ConfigError, match=message):
         SearchConfig(**fields)
+
+
+@pytest.mark.parametrize("base_floor", [1e9, -1e9])
+def test_the_base_penalty_steers_the_gradient_only_below_its_floor(pair, base_floor):
+    from compsafe.attack.gcg import Evaluation, swap_gradient
+
+    base, variant = pair
+    prompt, base_scorer, variant_scorer = scorers(base, variant)
+    start = initial_suffix(prompt, 3)
+    config = SearchConfig(suffix_length=3, base_floor=base_floor, weight=2.0)
+    evaluation = Evaluation(config, base_scorer, variant_scorer)
+    _, base_m, variant_m = evaluation(torch.tensor([start]))
+    got = swap_gradient(evaluation, start, base_m, variant_m)
+    _, variant_grad = variant_scorer.gradient(start, int(variant_m.refusal_best[0]), int(variant_m.compliance_best[0]))
+    _, base_grad = base_scorer.gradient(start, int(base_m.refusal_best[0]), int(base_m.compliance_best[0]))
+    expected = variant_grad - 2.0 * base_grad if base_floor > 0 else variant_grad
+    assert torch.allclose(got, expected, atol=1e-5)

@@ -103,15 +103,19 @@ class Evaluation:
 def swap_gradient(evaluation: Evaluation, suffix: list[int], base: Margins, variant: Margins | None) -> torch.Tensor:
     """d loss / d one-hot suffix [S, V] at ``suffix`` (``base``/``variant``: its margins, row 0)."""
     config = evaluation.config
-    base_margin, grad = evaluation.base.gradient(suffix, int(base.refusal_best[0]), int(base.compliance_best[0]))
+
+    def base_gradient() -> torch.Tensor:
+        return evaluation.base.gradient(suffix, int(base.refusal_best[0]), int(base.compliance_best[0]))[1]
+
     if not config.differential:
-        return grad
+        return base_gradient()
     assert variant is not None
     _, variant_grad = evaluation.variant.gradient(
         suffix, int(variant.refusal_best[0]), int(variant.compliance_best[0])
     )
-    below_floor = base_margin < config.base_floor
-    return variant_grad - config.weight * grad if below_floor else variant_grad
+    # the penalty's gradient is zero while the base keeps its floor: the base's backward pass is skipped then
+    below_floor = float(base.margin[0]) < config.base_floor
+    return variant_grad - config.weight * base_gradient() if below_floor and config.weight else variant_grad
 
 
 def sample_candidates(
