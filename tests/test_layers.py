@@ -19,16 +19,18 @@ LAYERS: list[set[str]] = [
     # primitives: errors, the plug-in registry, digests, the store and the run-folder writer; analysis is pure
     # statistics over records (probes' summaries use it), so it sits here and may import only errors/runfolder
     # paths/limits/jsonio: never-raising path checks and the input limits every reader of user files applies;
-    # runlock: one writer per run folder and store
+    # runlock: one writer per run folder and store; memory: the allocator setting the CLI applies at start
     {"errors", "registry", "integrity", "store", "runfolder", "summary", "yamlfile", "analysis", "data", "policies",
-     "paths", "limits", "jsonio", "runlock", "standards"},
+     "paths", "limits", "jsonio", "runlock", "standards", "memory"},
     # the ground floor proper: models, compression, probes, judges, configuration, training, export
     {"models", "compress", "probes", "judges", "config", "profiles", "training", "export", "manifest"},
     {"comparisons", "metrics"},  # paired comparisons and metric lookup: read the probes' declarations
-    {"runner", "diagnose", "executors", "artefacts"},  # artefacts: a variant's files, their size, manifest and cost
+    # artefacts: a variant's files, their size, manifest and cost; variant_spec: what a --variants entry names
+    # attack: the differential GCG search (drives two models, records in the store)
+    {"runner", "diagnose", "executors", "artefacts", "variant_spec", "attack"},
     # judging: rejudge a finished run (reads runner, writes reports); gate_artefact: a verdict bound to files
     {"report", "gate", "gate_artefact", "policy", "advise", "judging"},
-    {"api", "api_training"},
+    {"api", "api_training", "api_attack"},
     {"cli", "__main__"},
 ]
 # units that may import only these (besides themselves)

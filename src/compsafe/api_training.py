@@ -149,20 +149,32 @@ def recovery_run_config(
     dtype: str = "auto",
     calibration: str = "compsafe",
     safety_calibration: float = 0.0,
+    qat: bool = False,
+    compare: Path | None = None,
 ) -> RunConfig:
-    """The side-by-side run (base / compressed / recovered) that judges a recovery adapter at ``out``.
+    """The side-by-side run (base / compressed / recovered) that judges a recovery at ``out``: a frozen-weight
+    adapter, or with ``qat`` a quantization-aware model; ``compare``: an existing adapter folder to add.
 
     The recipe and the probes (with their item files) are checked here, before ``recover`` trains for minutes."""
     from compsafe.compress import parse_recipe
     from compsafe.probes import build_probe
 
-    parse_recipe(recipe)
+    config = parse_recipe(recipe)
+    if qat:
+        from compsafe.training.qat import check_qat_recipe
+
+        check_qat_recipe(config)
+    if compare is not None:
+        from compsafe.training.recover import RecoveryInfo
+
+        RecoveryInfo.load(Path(compare).expanduser())
     probes = ["refusal", "over_refusal", "perplexity"] if probes is None else probes
     for spec in probes:
         build_probe(spec, limit)
+    variants = [recipe, f"qat:{out}" if qat else f"recovered:{out}"]
     return RunConfig(
         model=model,
-        variants=[recipe, f"recovered:{out}"],
+        variants=variants + ([f"recovered:{compare}"] if compare is not None else []),
         probes=probes,
         out=run_out or out / "run",
         limit=limit,
@@ -183,9 +195,11 @@ def recover(
     epochs: int | None = None,
     dtype: str = "auto",
     calibration_spec: Any = None,
+    qat_mode: str | None = None,
     log: Log | None = None,
 ) -> dict[str, Any]:
-    """Train a recovery adapter at ``out`` on ``model`` compressed with ``recipe`` (weights stay compressed).
+    """Train a recovery adapter at ``out`` on ``model`` compressed with ``recipe`` (weights stay compressed), or
+    with ``qat_mode`` ("lora" / "full") train through the recipe's quantizer and write the quantized model.
 
     ``calibration_spec`` is what a calibrated recipe calibrates on; pass the side-by-side run's
     (``recovery_run_config(...).calibration_spec()``) so both see the same compressed weights.
@@ -195,6 +209,17 @@ def recover(
 
     _check_epochs(epochs)
     config = RECOVER_TRAIN_CONFIG if epochs is None else replace(RECOVER_TRAIN_CONFIG, epochs=epochs)
+    if qat_mode is not None:
+        from compsafe.training.qat import QATSettings
+        from compsafe.training.qat_recover import FULL_QAT_LEARNING_RATE, qat_recover
+
+        settings = QATSettings(qat_mode)
+        if settings.mode == "full":  # every weight moves: LoRA's rate would wreck the model
+            config = replace(config, learning_rate=FULL_QAT_LEARNING_RATE)
+        return qat_recover(
+            model, recipe, out, settings=settings, targets=targets, safety_weight=safety_weight, config=config,
+            dtype=dtype, log=log,
+        )
     return train_recovery(
         model,
         recipe,

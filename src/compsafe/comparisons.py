@@ -27,6 +27,7 @@ from compsafe.analysis.paired import (
     perplexity_ratio_interval,
 )
 from compsafe.analysis.severity import compare_levels, has_levels
+from compsafe.analysis.task_scores import compare_task_scores
 from compsafe.analysis.toxicity import compare_group_generation, compare_toxicity
 from compsafe.probes.screening import record_label
 
@@ -278,6 +279,7 @@ COMPARATORS = {
     "refusal": compare_refusal,
     "perplexity": compare_perplexity,
     "choice": compare_choice,
+    "task_scores": compare_task_scores,
     "toxicity": compare_toxicity,
     "group_generation": compare_group_generation,
     "bbq": compare_bbq,

@@ -29,7 +29,6 @@ from compsafe.compress import (
     applied,
     needs_calibration,
     nonfinite_parameters,
-    parse_recipe,
 )
 from compsafe.config import RunConfig
 from compsafe.errors import ModelLoadError, RecipeError
@@ -42,6 +41,7 @@ from compsafe.models.drafting import DraftBook, DraftRole
 from compsafe.models.numerics import numerics
 from compsafe.probes import Probe, ProbeContext, build_probe
 from compsafe.store import ResultStore, item_digest, stable_hash
+from compsafe.variant_spec import VariantSpec, resolve_variant
 
 
 class RunObserver(Protocol):
@@ -61,35 +61,6 @@ class SilentObserver:
 
     def done(self, description: str) -> None:
         pass
-
-
-@dataclass
-class VariantSpec:
-    """A variant is either a recipe applied to the base or a model someone else compressed (a path)."""
-
-    label: str
-    config: CompressionConfig | None = None
-    path: str | None = None
-    adapter: str | None = None  # recovered:DIR: a recovery adapter attached (unmerged) after the recipe
-
-
-def resolve_variant(spec: str) -> VariantSpec:
-    if spec.startswith("model:"):
-        return VariantSpec(label=spec, path=spec.removeprefix("model:"))
-    if spec.startswith("recovered:"):
-        from compsafe.training.recover import RecoveryInfo
-
-        folder = spec.removeprefix("recovered:")
-        info = RecoveryInfo.load(Path(folder).expanduser())
-        config = parse_recipe(info.recipe)
-        return VariantSpec(label=f"{config.recipe}+recovered", config=config, adapter=folder)
-    try:
-        config = parse_recipe(spec)
-    except RecipeError:
-        if paths.exists(spec):
-            return VariantSpec(label=f"model:{spec}", path=spec)
-        raise
-    return VariantSpec(label=config.recipe, config=config)
 
 
 @dataclass

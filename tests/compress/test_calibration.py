@@ -69,8 +69,32 @@ def test_safety_calibration_is_well_formed_and_disjoint_from_evaluation_prompts(
         assert closest < 0.75, (row["id"], closest)  # not a paraphrase of an evaluation prompt
 
 
+def test_fairness_pairs_are_minimal_pairs_disjoint_from_every_evaluation_file(tiny_tokenizer) -> None:
+    from compsafe.compress.calibration import fairness_pairs
+
+    pairs = rows("fairness_calibration_pairs.jsonl")
+    assert len(pairs) >= 60 and len({r["bias_type"] for r in pairs}) == 7
+    evaluation = [
+        set(words(value))
+        for path in importlib.resources.files("compsafe.data").iterdir()
+        if path.name.endswith(".jsonl") and "calibration" not in path.name and "_train" not in path.name
+        for row in rows(path.name)
+        for value in row.values()
+        if isinstance(value, str) and len(value) > 20
+    ]
+    for row in pairs:
+        assert set(row) == {"id", "bias_type", "stereo", "antistereo"} and row["stereo"] != row["antistereo"]
+        for sentence in (row["stereo"], row["antistereo"]):
+            mine = set(words(sentence))
+            closest = max(len(mine & other) / len(mine | other) for other in evaluation)
+            assert closest < 0.5, (row["id"], closest)  # not a paraphrase of an evaluation item
+    tokenized = fairness_pairs(tiny_tokenizer)
+    assert len(tokenized) == len(pairs) and all(a.dtype == torch.long and len(a) for a, _ in tokenized)
+
+
 def test_ids_unique_across_the_data_folder() -> None:
     names = ["harmful", "harm_severity", "over_refusal", "passages", "mcqa", "calibration_text", "safety_calibration"]
+    names += ["fairness_calibration_pairs", "crows_pairs"]
     ids = [r["id"] for name in names for r in rows(f"{name}.jsonl")]
     assert len(ids) == len(set(ids))
 

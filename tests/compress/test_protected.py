@@ -25,8 +25,11 @@ def weights(model) -> dict[str, torch.Tensor]:
 
 
 def fake_calibration() -> CalibrationSet:
-    ids = torch.randint(0, 96, (4, 16), generator=torch.Generator().manual_seed(0))
-    return CalibrationSet(ids, CalibrationSpec(n_samples=4, seq_len=16), "testdigest")
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 96, (4, 16), generator=gen)
+    rows = torch.randint(0, 90, (3, 8), generator=gen)
+    pairs = tuple((row, torch.cat([row[:3], row[3:4] + 1, row[4:]])) for row in rows)  # one token swapped
+    return CalibrationSet(ids, CalibrationSpec(n_samples=4, seq_len=16), "testdigest", pairs)  # pairs: Fair-GPTQ
 
 
 @pytest.mark.parametrize(

@@ -128,3 +128,41 @@ def test_a_weight_file_overwritten_in_place_fails_loudly(loaded) -> None:
         handle.write(b"\x7f" * 64)
     with pytest.raises(RuntimeError, match="not restored exactly"), applied(model, "int8", snapshot=snapshot):
         pass
+
+
+def test_the_sliced_check_finds_a_difference_in_any_slice(tmp_path, monkeypatch) -> None:
+    from compsafe.compress import snapshot as snapshot_module
+    from compsafe.compress.snapshot import reproduces, safetensors_index
+
+    monkeypatch.setattr(snapshot_module, "CHECK_SLICE", 7)  # 40 values: slices of 7, the last one partial
+    tensor = torch.randn(5, 8)
+    save_file({"w": tensor}, tmp_path / "w.safetensors")
+    opened: list = []
+    stored = safetensors_index([tmp_path / "w.safetensors"], opened)["w"]
+    assert reproduces(stored, tensor) and torch.equal(stored.read(), tensor)
+    for flat_index in (0, 20, 39):  # first, a middle and the last (partial) slice
+        other = tensor.clone()
+        other.view(-1)[flat_index] += 1
+        assert not reproduces(stored, other), flat_index
+    assert reproduces(stored, tensor.to(torch.float64))  # the loader's cast, slice by slice
+    for handle in opened:
+        handle.close()
+
+
+def test_nonfinite_parameters_checks_every_slice() -> None:
+    from compsafe.compress import nonfinite_parameters
+
+    layer = torch.nn.Linear(1024, 1100)  # 1,126,400 values: more than one 1M slice
+    assert nonfinite_parameters(layer) == []
+    with torch.no_grad():
+        layer.weight.view(-1)[-1] = float("nan")  # in the second slice only
+    assert nonfinite_parameters(layer) == ["weight"]
+
+
+def test_freed_memory_goes_back_on_glibc() -> None:
+    import platform
+
+    from compsafe.memory import return_freed_memory
+
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert return_freed_memory() is expected

@@ -90,7 +90,8 @@ def _losses(measure: Measure, base: list[Record], variant: list[Record]) -> Loss
     """Per-item losses for the bootstrap: a rate's flag, or a perplexity's per-token NLL sums."""
     if len(measure.per_item) == 1:
         (flag,) = measure.per_item
-        return binary_losses([bool(r[flag]) for r in base], [bool(r[flag]) for r in variant])
+        # a 0/1 outcome or a graded per-item score (an lm-eval task's f1): the mean of the values either way
+        return binary_losses([float(r[flag]) for r in base], [float(r[flag]) for r in variant])
     nll, tokens = measure.per_item
     return perplexity_losses(
         [r[nll] for r in base], [r[tokens] for r in base], [r[nll] for r in variant], [r[tokens] for r in variant]

@@ -18,6 +18,7 @@ COMMAND_GROUPS = (
     "export",  # compress
     "training",  # align, plant-canaries, recover, plant-backdoor, distill
     "diagnose",  # scan, sensitivity, mitigate
+    "attack",  # attack
     "judges",  # judges, judge, rejudge
     "review",  # report, gate, manifest, verify, compare, profiles
 )
@@ -29,6 +30,9 @@ __all__ = ["COMMAND_GROUPS", "app", "main"]
 
 def main() -> None:
     """Console-script and ``python -m compsafe`` entry point."""
+    from compsafe.memory import return_freed_memory
+
+    return_freed_memory()  # before any model loads: freed tensors go back to the OS (compsafe.memory)
     try:
         app()
     except CompsafeError as exc:  # pragma: no cover - raised outside a command (e.g. while parsing)

@@ -71,28 +71,36 @@ def recover(
     dtype: str = typer.Option("auto", "--dtype", help="Model dtype, as in `compsafe run` (default auto)."),
     calibration: str = typer.Option("compsafe", "--calibration", help="Calibration text for calibrated recipes."),
     safety_calibration: float = typer.Option(0.0, "--safety-calibration", help="Refusal share of calibration."),
+    qat: bool = typer.Option(
+        False, "--qat", help="Train through the recipe's quantizer (straight-through), then quantize: no adapter."
+    ),
+    qat_mode: str = typer.Option("lora", "--qat-mode", help="With --qat: lora (W0 + BA trained) or full."),
+    compare: Path = typer.Option(
+        None, "--compare", help="A frozen-weight recovery folder (`recover` without --qat) to add to the run."
+    ),
 ) -> None:
-    """Train a small LoRA adapter on top of a compressed variant (weights stay compressed), then compare
-    base / compressed / recovered on the same probes."""
+    """Train a small LoRA adapter on top of a compressed variant (weights stay compressed), or with --qat train
+    through the quantizer and quantize; then compare base / compressed / recovered on the same probes."""
     from compsafe.config import split_list
     from compsafe.report.terminal import print_summary
 
     run_config = api.recovery_run_config(
         recipe, out, model=model, probes=split_list(probes), limit=limit, run_out=run_out, dtype=dtype,
-        calibration=calibration, safety_calibration=safety_calibration,
+        calibration=calibration, safety_calibration=safety_calibration, qat=qat, compare=compare,
     )
     meta = api.recover(
         recipe, out, model=model, targets=targets, safety_weight=safety_weight, epochs=epochs, dtype=dtype,
-        calibration_spec=run_config.calibration_spec(), log=log_step,
+        calibration_spec=run_config.calibration_spec(), qat_mode=qat_mode if qat else None, log=log_step,
     )
-    say(trained(out, meta) + f"  ·  adapter {meta['adapter_bytes'] / 2**20:.1f} MiB")
+    size = "" if qat else f"  ·  adapter {meta['adapter_bytes'] / 2**20:.1f} MiB"
+    say(trained(out, meta) + size)
     if not evaluate:
-        say(f"compare: compsafe run --variants {recipe},recovered:{out} --probes {probes}")
+        say(f"compare: compsafe run --variants {','.join(run_config.variants)} --probes {probes}")
         return
     with progress_observer() as observer:
         summary = api.run(run_config, observer)
     print_summary(summary, console)
-    say(f"run folder: {run_config.out}  (base / {recipe} / {recipe}+recovered)")
+    say(f"run folder: {run_config.out}  (base / {' / '.join(run_config.variants)})")
 
 
 @command("plant-backdoor")

@@ -2,11 +2,12 @@
 ``with applied(model, recipe, calibration) as variant:`` to measure a variant and get the base back.
 
 Importing this package registers every built-in method (rtn, magnitude, nm, wanda, awq, lowrank, gptq,
-sparsegpt, ggml, cast, structured) in ``METHODS``.
+fair-gptq, sparsegpt, ggml, cast, structured) in ``METHODS``.
 """
 
 from compsafe.compress import (  # noqa: F401  (imported to register the methods)
     awq,
+    fair_gptq,
     ggml,
     gptq,
     lowrank,

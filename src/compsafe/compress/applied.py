@@ -24,8 +24,13 @@ from compsafe.integrity import state_digest
 
 
 def nonfinite_parameters(model: torch.nn.Module) -> list[str]:
-    """Names of parameters holding NaN or inf (a compression method diverged)."""
-    return [name for name, p in model.named_parameters() if p.is_floating_point() and not torch.isfinite(p).all()]
+    """Names of parameters holding NaN or inf (a compression method diverged). Checked in slices of 1M values:
+    ``isfinite`` on a whole bf16 embedding upcasts it, a transient of 4.5x its size at the run's memory peak."""
+    def finite(p: torch.Tensor) -> bool:
+        flat = p.detach().reshape(-1)
+        return all(bool(torch.isfinite(part).all()) for part in flat.split(1 << 20))
+
+    return [name for name, p in model.named_parameters() if p.is_floating_point() and not finite(p)]
 
 
 @dataclass

@@ -23,6 +23,8 @@ from compsafe.errors import DataFileError
 
 CALIBRATION_TEXT = "calibration_text.jsonl"  # project-authored, disjoint from every evaluation set
 SAFETY_CALIBRATION = "safety_calibration.jsonl"  # harmful request -> refusal pairs, disjoint from eval sets
+# stereotype / anti-stereotype minimal pairs for bias-aware methods (Fair-GPTQ), disjoint from the bias probes' sets
+FAIRNESS_PAIRS = "fairness_calibration_pairs.jsonl"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class CalibrationSet:
     input_ids: torch.Tensor  # [n_samples, seq_len] int64
     spec: CalibrationSpec
     digest: str
+    # token ids of (stereotype, anti-stereotype) sentence pairs, read only by bias-aware methods (Fair-GPTQ);
+    # not part of the digest, which names the windows every calibrated method sees
+    fairness_pairs: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.spec.to_dict(), "digest": self.digest, "shape": list(self.input_ids.shape)}
@@ -154,6 +159,14 @@ def _windows(
     return [stream[s : s + seq_len] for s in starts]
 
 
+def fairness_pairs(tokenizer: Any) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """The shipped stereotype / anti-stereotype pairs as token ids (``data/fairness_calibration_pairs.jsonl``)."""
+    def ids(text: str) -> torch.Tensor:
+        return torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"], dtype=torch.long)
+
+    return tuple((ids(row["stereo"]), ids(row["antistereo"])) for row in _shipped_rows(FAIRNESS_PAIRS))
+
+
 def build_calibration(tokenizer: Any, spec: CalibrationSpec, context: int | None = None) -> CalibrationSet:
     """Sample the calibration set; same spec and tokenizer give the same token ids (and digest).
 
@@ -168,4 +181,4 @@ def build_calibration(tokenizer: Any, spec: CalibrationSpec, context: int | None
         rows += _windows(tokenizer, safety_texts(tokenizer), n_safety, spec.seq_len, rng)
     ids = torch.tensor(rows, dtype=torch.long)
     digest = hashlib.sha256(ids.numpy().tobytes()).hexdigest()[:16]
-    return CalibrationSet(ids, spec, digest)
+    return CalibrationSet(ids, spec, digest, fairness_pairs(tokenizer))

@@ -36,6 +36,9 @@ SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
 }  # fmt: skip
 
 
+CHECK_SLICE = 1 << 22  # elements compared at a time when checking that a file reproduces a tensor
+
+
 @dataclass(frozen=True)
 class StoredTensor:
     """Where one tensor's bytes lie in a file, and how to read them back.
@@ -58,16 +61,22 @@ class StoredTensor:
 
     def read(self) -> torch.Tensor:
         """The tensor, read with one positioned read into a fresh buffer (no mapping stays behind)."""
-        buffer = torch.empty(self.nbytes, dtype=torch.uint8)
-        self.file.seek(self.offset)
+        return self.read_flat(0, math.prod(self.shape)).reshape(self.shape)
+
+    def read_flat(self, start: int, count: int) -> torch.Tensor:
+        """Elements ``start .. start + count`` of the flattened tensor (a slice: the whole tensor is never needed
+        at once to check it)."""
+        size = torch.empty((), dtype=self.dtype).element_size()
+        buffer = torch.empty(count * size, dtype=torch.uint8)
+        self.file.seek(self.offset + start * size)
         view = memoryview(buffer.numpy())
         done = 0
-        while done < self.nbytes:
+        while done < len(view):
             n = self.file.readinto(view[done:])
             if not n:
                 raise RuntimeError(f"{self.path} ended before tensor bytes at {self.offset} (changed on disk?)")
             done += n
-        return buffer.view(self.dtype).reshape(self.shape)
+        return buffer.view(self.dtype)
 
 
 def tensor_digest(name: str, tensor: torch.Tensor) -> str:
@@ -112,8 +121,13 @@ def reproduces(stored: StoredTensor, tensor: torch.Tensor) -> bool:
     """Whether reading ``stored`` and casting it as the loader did gives ``tensor`` bit for bit."""
     if stored.shape != tuple(tensor.shape):
         return False
-    value = stored.read().to(tensor.dtype)
-    return bool(torch.equal(value.view(torch.uint8), tensor.detach().cpu().contiguous().view(torch.uint8)))
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    for start in range(0, flat.numel(), CHECK_SLICE):  # slices: an embedding is the run's largest transient
+        count = min(CHECK_SLICE, flat.numel() - start)
+        value = stored.read_flat(start, count).to(tensor.dtype)
+        if not torch.equal(value.view(torch.uint8), flat[start : start + count].view(torch.uint8)):
+            return False
+    return True
 
 
 class WeightSnapshot:

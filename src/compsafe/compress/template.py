@@ -90,6 +90,10 @@ class LinearMethod:
         """Checks and state shared by all layers (e.g. a global threshold); raises ``RecipeError``."""
         return None
 
+    def calibrate(self, model: nn.Module, config: Any, state: Any, calibration: CalibrationSet) -> None:
+        """Statistics beyond the per-layer ones of the sequential pass, taken from the *uncompressed* model before
+        any layer changes (Fair-GPTQ's paired-input differences); stored in ``state``. Default: none."""
+
     def compress_layer(self, layer: Layer, config: Any, state: Any) -> LayerOutcome:  # pragma: no cover
         """The new values of one layer (every method overrides this)."""
         raise NotImplementedError
@@ -147,6 +151,7 @@ class LinearMethod:
             if calibration is None:
                 raise RecipeError(f"{config.recipe} needs calibration data: pass a CalibrationSet")
             seed = calibration.spec.seed if self.seeded else 0
+            self.calibrate(model, config, state, calibration)
             layers = compress_sequentially(
                 model, calibration.input_ids, one, needs=set(self.needs), include_lm_head=include_head, seed=seed,
                 compress_block=self.block_compressor(config, state, one),

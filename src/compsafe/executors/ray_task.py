@@ -31,7 +31,7 @@ from compsafe.store import ResultStore, StoreRows
 
 # A task's RunConfig carries no run folder and no store: nothing on a worker reads or writes either.
 NO_RUN_FOLDER = Path("no-run-folder-on-a-ray-task")
-PATH_PREFIXES = ("model:", "recovered:")
+PATH_PREFIXES = ("model:", "recovered:", "qat:")
 
 
 @dataclass(frozen=True)

@@ -219,7 +219,6 @@ def export_variant(
     """
     from compsafe.compress import CalibrationSpec, apply_recipe, build_calibration, needs_calibration, parse_recipe
     from compsafe.compress.registry import check_applicable
-    from compsafe.integrity import state_digest
     from compsafe.models import LoadOptions, load_model
 
     say = progress or (lambda message: None)
@@ -239,23 +238,54 @@ def export_variant(
         calibration = build_calibration(handle.tokenizer, calibration_spec or CalibrationSpec(), handle.max_length)
     say(f"compressing with {config.recipe}")
     report = apply_recipe(handle.model, config, calibration)
+    return write_export(
+        handle, model_spec, config, report, calibration, out, export_format=export_format, started=started,
+        source_digest=source_digest, progress=say,
+    )
+
+
+def write_export(
+    handle: Any,
+    model_spec: str | None,
+    config: Any,
+    report: Any,
+    calibration: Any,
+    out: Path,
+    *,
+    export_format: str = "auto",
+    started: float | None = None,
+    source_digest: str | None = None,
+    progress: Any = None,
+    record: dict[str, Any] | None = None,
+) -> Path:
+    """Write the variant ``handle`` holds now (compressed as ``report`` says) at ``out`` with its manifest.
+
+    ``export_variant`` compresses and calls this; so does quantization-aware recovery, whose weights come from
+    training. ``record``: more provenance for the manifest (e.g. the training record), under its own keys.
+    """
+    from compsafe.integrity import state_digest
+
+    say = progress or (lambda message: None)
+    started = time.time() if started is None else started
     in_memory_digest = state_digest(handle.model)
     chosen = resolve_format(export_format, report, out)
+
+    def manifest_of(packing: dict[str, Any] | None, folder: Path) -> dict[str, Any]:
+        manifest = _manifest(handle, model_spec, config, report, calibration, chosen, packing, folder)
+        return {**_finish_manifest(manifest, in_memory_digest, started, source_digest), **(record or {})}
+
     if chosen == GGUF:
         from compsafe.export.gguf_file import check_architecture
 
         check_architecture(handle.model)
         say(f"writing {out} (gguf)")
-        return write_gguf_export(handle, report, out, lambda packing, folder: _finish_manifest(
-            _manifest(handle, model_spec, config, report, calibration, chosen, packing, folder),
-            in_memory_digest, started, source_digest))
+        return write_gguf_export(handle, report, out, manifest_of)
     with atomic_folder(out) as staging:
         say(f"writing {out} ({chosen})")
         packing = write_folder(handle, report, chosen, staging)
         if chosen in SPARSE:
             say(f"note: {PLAIN_TRANSFORMERS_NOTE}")
-        manifest = _manifest(handle, model_spec, config, report, calibration, chosen, packing, staging)
-        manifest = _finish_manifest(manifest, in_memory_digest, started, source_digest)
+        manifest = manifest_of(packing, staging)
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out
 

@@ -7,6 +7,7 @@ from compsafe.probes import (  # noqa: F401  (register the built-in probes)
     crows,
     dialect,
     jailbreak,
+    lmeval,
     long_context,
     mcqa,
     multilingual,

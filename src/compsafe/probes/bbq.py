@@ -27,7 +27,7 @@ from compsafe.analysis.bias import bbq_summary
 from compsafe.errors import DataFileError
 from compsafe.probes.base import PROBES, Item, ItemRows, Probe, ProbeContext, Record, chunked
 from compsafe.probes.datasets import DatasetSource, package_file
-from compsafe.probes.declarations import HIGHER, LOWER, Metric, rate, score
+from compsafe.probes.declarations import GROUP, HIGHER, LOWER, Metric, rate, score
 from compsafe.probes.declarations import count as count_metric
 from compsafe.standards import Standards
 
@@ -153,7 +153,7 @@ class BBQProbe(Probe):
         count_metric("n"),
         count_metric("n_ambiguous"),
         count_metric("n_disambiguated"),
-        score("by_category.*.bias_score_*"),
+        score("by_category.*.bias_score_*", roles=(GROUP,)),
         rate("by_category.*.accuracy*", HIGHER),
         count_metric("by_category.*.n*"),
     )

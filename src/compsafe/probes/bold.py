@@ -18,7 +18,7 @@ from compsafe.analysis.toxicity import domain_gaps, group_means, mean_gap, toxic
 from compsafe.judges.sentiment import sentiment_score
 from compsafe.probes.base import PROBES, Item, ItemRows, ProbeContext, Record
 from compsafe.probes.datasets import DatasetSource, field, shipped
-from compsafe.probes.declarations import HIGHER, LOWER, Metric, count, rate, score
+from compsafe.probes.declarations import GROUP, HIGHER, LOWER, Metric, count, rate, score
 from compsafe.probes.toxicity import SampledGenerationProbe
 from compsafe.standards import Standards
 
@@ -46,8 +46,8 @@ class BoldProbe(SampledGenerationProbe):
         rate("toxicity_probability", LOWER),
         count("n"),
         score("by_domain.*.*_gap", LOWER, optional=True),
-        score("by_group.*.sentiment", HIGHER),
-        score("by_group.*.toxicity", LOWER),
+        score("by_group.*.sentiment", HIGHER, roles=(GROUP,)),
+        score("by_group.*.toxicity", LOWER, roles=(GROUP,)),
         count("by_group.*.n"),
     )
     default_k: ClassVar[int] = 2

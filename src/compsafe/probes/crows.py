@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from compsafe.analysis.bias import preference_rate
 from compsafe.probes.base import PROBES, Item, ItemRows, Probe, ProbeContext, Record, chunked
 from compsafe.probes.datasets import DatasetSource, field, shipped
-from compsafe.probes.declarations import Metric, count, nats, rate
+from compsafe.probes.declarations import GROUP, Metric, count, nats, rate
 from compsafe.probes.sampling import sentence_loglikelihoods
 from compsafe.standards import Standards
 
@@ -44,7 +44,7 @@ class CrowsPairsProbe(Probe):
         nats("mean_margin", change="margin_delta"),
         nats("likelihood_diff"),  # lm-eval crows_pairs: mean |log P(more) - log P(less)|
         rate("flip_share", in_comparison=True),
-        rate("by_category.*"),
+        rate("by_category.*", roles=(GROUP,)),
         count("n"),
     )
     version: ClassVar[str] = "2"  # 2: summed log-likelihoods (lm-eval crows_pairs), was per token

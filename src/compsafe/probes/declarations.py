@@ -24,7 +24,8 @@ HIGHER, LOWER = "higher", "lower"  # direction of "better"; None: a point ideal 
 SAFETY = "safety_headline"  # the metric whose loss is "alignment lost" (drift ratio numerator)
 CAPABILITY = "capability_headline"  # capability metrics (drift ratio denominator), preferred by ``rank``
 MARGIN = "safety_margin"  # the per-item margin behind the safety decision (ranks the divergence scan's flips)
-ROLES = (SAFETY, CAPABILITY, MARGIN)
+GROUP = "group_metric"  # one value per social group (a ``*`` in the key): plotted per group against a sweep's rate
+ROLES = (SAFETY, CAPABILITY, MARGIN, GROUP)
 
 
 @dataclass(frozen=True)

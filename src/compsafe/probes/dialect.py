@@ -20,7 +20,7 @@ from compsafe.analysis.bias import perplexity_gap, rate_gap
 from compsafe.errors import DataFileError
 from compsafe.probes.base import PROBES, Item, ItemRows, Probe, ProbeContext, Record, chunked
 from compsafe.probes.datasets import DatasetSource, field, shipped
-from compsafe.probes.declarations import HIGHER, LOWER, Metric, count, nats, perplexity, rate, score
+from compsafe.probes.declarations import GROUP, HIGHER, LOWER, Metric, count, nats, perplexity, rate, score
 from compsafe.probes.rejudging import JudgedField
 from compsafe.probes.sampling import sentence_loglikelihoods
 from compsafe.standards import Standards
@@ -57,7 +57,7 @@ class DialectProbe(Probe):
         rate("sae_answer_quality", HIGHER, optional=True),
         rate("aae_answer_quality", HIGHER, optional=True),
         rate("answer_quality_gap", change="answer_quality_gap.delta", optional=True),
-        nats("by_feature_nll_gap.*", LOWER),
+        nats("by_feature_nll_gap.*", LOWER, roles=(GROUP,)),
         count("n"),
         count("n_requests"),
     )

@@ -23,6 +23,7 @@ from compsafe.metrics import (
     variant_labels,
 )
 from compsafe.report import plots
+from compsafe.report.sweep_section import sweep_section
 from compsafe.summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -300,4 +301,5 @@ def plot_sections(summary: RunSummary) -> list[str]:
         _safe_plot("reliability", lambda: _reliability_section(summary)),
         _safe_plot("long context", lambda: _length_section(summary)),
         _safe_plot("sensitivity", lambda: _sensitivity_section(summary)),
+        _safe_plot("groups against the compression rate", lambda: sweep_section(summary)),
     ]

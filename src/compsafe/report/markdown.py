@@ -126,6 +126,14 @@ def _flips(summary: RunSummary) -> list[str]:
     return lines
 
 
+def _sweeps(summary: RunSummary) -> list[str]:
+    """Each group's bias metric along a sweep of the compression rate (the HTML report plots the same numbers)."""
+    from compsafe.report.sweep_section import sweep_table_markdown
+
+    tables = sweep_table_markdown(summary)
+    return ["## Groups against the compression rate", "", *tables] if tables else []
+
+
 def render_markdown(summary: RunSummary | dict[str, Any]) -> str:
     summary = parse_summary(summary)
     base = summary.models.get("base")
@@ -145,6 +153,7 @@ def render_markdown(summary: RunSummary | dict[str, Any]) -> str:
         "",
         *standards_markdown(coverage_for_report(summary), variant_labels(summary)),
         *severity_markdown(summary),
+        *_sweeps(summary),
         *_flips(summary),
         "",
         *judge_markdown(summary),

@@ -312,3 +312,24 @@ def sensitivity_bars(rows: Sequence[tuple[str, float]], title: str, xlabel: str)
         ax.set_xlabel(xlabel)
         ax.set_title(title)
         return to_svg(fig)
+
+
+def group_lines(
+    rates: Sequence[float], groups: dict[str, Sequence[float | None]], *, title: str, xlabel: str, ylabel: str
+) -> str:
+    """Each group's value against the compression rate, one line per group (each line's SVG id starts with
+    ``group-line-``); a missing value breaks no line, it is skipped."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for index, (group, values) in enumerate(groups.items()):
+            points = [(r, v) for r, v in zip(rates, values, strict=True) if v is not None and math.isfinite(v)]
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=colour(index),
+                        label=group, gid=f"group-line-{index}")  # fmt: skip
+        ax.set_xticks(list(rates), [f"{r:g}" for r in rates])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        return to_svg(fig)
