@@ -26,10 +26,11 @@ LAYERS: list[set[str]] = [
     {"models", "compress", "probes", "judges", "config", "profiles", "training", "export", "manifest"},
     {"comparisons", "metrics"},  # paired comparisons and metric lookup: read the probes' declarations
     # artefacts: a variant's files, their size, manifest and cost; variant_spec: what a --variants entry names
-    {"runner", "diagnose", "executors", "artefacts", "variant_spec"},
+    # attack: the differential GCG search (drives two models, records in the store)
+    {"runner", "diagnose", "executors", "artefacts", "variant_spec", "attack"},
     # judging: rejudge a finished run (reads runner, writes reports); gate_artefact: a verdict bound to files
     {"report", "gate", "gate_artefact", "policy", "advise", "judging"},
-    {"api", "api_training"},
+    {"api", "api_training", "api_attack"},
     {"cli", "__main__"},
 ]
 # units that may import only these (besides themselves)

@@ -165,3 +165,12 @@ def test_structured_recipes_in_a_tiny_run(tiny_llama_dir, tmp_path) -> None:
     refused = CliRunner().invoke(app, [*args[:6], "heads-10", *args[7:-1], str(tmp_path / "x")])
     assert refused.exit_code == 2 and "steps of 1/2" in refused.output
     assert not (tmp_path / "x" / "records").exists()  # refused before the base was probed
+
+
+def test_gqa_amounts_round_to_whole_heads_per_group_as_on_the_default_model() -> None:
+    from compsafe.compress.prune_plan import removal_count
+
+    layout = decoder_layout(tiny_llama(hidden_size=96, num_attention_heads=6, num_key_value_heads=2))  # 3 per group
+    assert [removal_count(layout, "heads", pct) for pct in (25, 33, 50, 67)] == [1, 1, 2, 2]
+    with pytest.raises(RecipeError, match=r"heads-33, heads-67"):
+        removal_count(layout, "heads", 90)

