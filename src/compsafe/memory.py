@@ -4,14 +4,18 @@ Why: glibc's allocator serves large blocks with ``mmap`` only up to a threshold 
 block is freed (up to 32 MiB). After the first large tensor is freed, the per-layer float32 copies a compression
 method makes (a few MiB each) come from the heap instead, and a fragmented heap is not returned when they are
 freed. On compsafe-demo (bf16, 257 MiB) building one int8 variant left 186 MiB more resident after the variant
-was restored than before it; with a fixed threshold it left 4 MiB (``benchmarks/bench_matrix.py`` reports the
-whole run's peak). A fixed 1 MiB threshold keeps small allocations (token ids, KV steps) on the fast heap.
+was restored than before it; with a fixed threshold it left 4 MiB.
+
+It is opt-in (``COMPSAFE_LOW_MEMORY=1``) because it costs time: the default run (``benchmarks/bench_matrix.py``,
+quiet 2-core CPU) peaked at 1719 MiB in 422 s with it and at 2381 MiB in 311 s without it. Every generation
+step's fresh >= 1 MiB buffers are then new mappings, which must be zeroed on first touch.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
@@ -28,3 +32,8 @@ def return_freed_memory() -> bool:
         return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
     except (OSError, AttributeError):  # musl and others have no mallopt: their allocators return memory anyway
         return False
+
+
+def apply_memory_setting() -> bool:
+    """``return_freed_memory`` when ``COMPSAFE_LOW_MEMORY=1`` (a memory-bound host); True when it was applied."""
+    return os.environ.get("COMPSAFE_LOW_MEMORY") == "1" and return_freed_memory()

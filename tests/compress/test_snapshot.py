@@ -166,3 +166,14 @@ def test_freed_memory_goes_back_on_glibc() -> None:
 
     expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert return_freed_memory() is expected
+
+
+def test_low_memory_mode_is_opt_in(monkeypatch) -> None:
+    import compsafe.memory as memory
+
+    calls: list[int] = []
+    monkeypatch.setattr(memory, "return_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.delenv("COMPSAFE_LOW_MEMORY", raising=False)
+    assert memory.apply_memory_setting() is False and calls == []  # the default keeps glibc's fast path
+    monkeypatch.setenv("COMPSAFE_LOW_MEMORY", "1")
+    assert memory.apply_memory_setting() is True and calls == [1]

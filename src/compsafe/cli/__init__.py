@@ -30,9 +30,9 @@ __all__ = ["COMMAND_GROUPS", "app", "main"]
 
 def main() -> None:
     """Console-script and ``python -m compsafe`` entry point."""
-    from compsafe.memory import return_freed_memory
+    from compsafe.memory import apply_memory_setting
 
-    return_freed_memory()  # before any model loads: freed tensors go back to the OS (compsafe.memory)
+    apply_memory_setting()  # COMPSAFE_LOW_MEMORY=1: freed tensors go back to the OS (compsafe.memory)
     try:
         app()
     except CompsafeError as exc:  # pragma: no cover - raised outside a command (e.g. while parsing)
