@@ -40,14 +40,14 @@ Storage and accounting are GPTQ's (and RTN's) at the same bits and group size: o
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from compsafe.compress.calibration import CalibrationSet
-from compsafe.compress.gptq import DEFAULT_PERCDAMP, GPTQConfig, GPTQMethod, GPTQResult, gptq_quantize
+from compsafe.compress.gptq import DEFAULT_PERCDAMP, GPTQConfig, GPTQMethod, GPTQResult, GPTQState, gptq_quantize
 from compsafe.compress.hessian import dead_columns
 from compsafe.compress.rtn import GRID_SUFFIX
 from compsafe.compress.targets import compressible_linears
@@ -162,10 +162,7 @@ def fair_gptq_quantize(
 ) -> GPTQResult:
     """Fair-GPTQ on one ``[out, in]`` weight: GPTQ of the shifted target ``w*`` under ``H' = H + lambda I +
     alpha H_D`` (module docstring); ``alpha = 0`` returns plain GPTQ's result."""
-    plain = GPTQConfig(
-        bits=config.bits, group_size=config.group_size, symmetric=config.symmetric, act_order=config.act_order,
-        percdamp=config.percdamp, include_lm_head=config.include_lm_head, narrow=config.narrow,
-    )
+    plain = GPTQConfig(**{f.name: getattr(config, f.name) for f in fields(GPTQConfig)})
     if config.alpha == 0:
         return gptq_quantize(weight, hessian, plain)
     work = torch.float64
@@ -236,15 +233,7 @@ class FairGPTQMethod(GPTQMethod):
         result = fair_gptq_quantize(layer.weight, hessian, fairness_hessian(d), config)
         before, after = fairness_term(layer.weight, d), fairness_term(result.weight, d)
         state.terms[layer.name] = (before, after)
-        storage = config.storage
-        out_features, in_features = layer.weight.shape
-        return LayerOutcome(
-            result.weight,
-            storage.bits_per_weight(in_features),
-            storage.packed_bytes(out_features, in_features),
-            hessian=hessian,
-            grid=result.grid,
-        )
+        return self.outcome(result, config, hessian)
 
     def extra(self, config: FairGPTQConfig, state: _FairState) -> dict[str, Any]:  # type: ignore[override]
         extra = super().extra(config, state)
@@ -262,13 +251,13 @@ class FairGPTQMethod(GPTQMethod):
 
 
 @dataclass
-class _FairState:
-    debiased: list[str]
+class _FairState(GPTQState):
+    """GPTQ's per-run state plus the pairs' input differences and the fairness term of each debiased layer."""
+
+    debiased: list[str] = field(default_factory=list)
     differences: dict[str, torch.Tensor] = field(default_factory=dict)
     terms: dict[str, tuple[float, float]] = field(default_factory=dict)
     pairs: int = 0
-    raised_damping: dict[str, float] = field(default_factory=dict)
-    uncalibrated: list[str] = field(default_factory=list)
 
 
 register(FairGPTQMethod())

@@ -242,10 +242,10 @@ class GPTQMethod(LinearMethod):
             include_lm_head=bool(match["head"]),
         )
 
-    def prepare(self, model: nn.Module, targets: list[tuple[str, nn.Module]], config: GPTQConfig) -> _State:
-        return _State()
+    def prepare(self, model: nn.Module, targets: list[tuple[str, nn.Module]], config: GPTQConfig) -> GPTQState:
+        return GPTQState()
 
-    def compress_layer(self, layer: Layer, config: GPTQConfig, state: _State) -> LayerOutcome:
+    def compress_layer(self, layer: Layer, config: GPTQConfig, state: GPTQState) -> LayerOutcome:
         assert layer.stats is not None
         out_features, in_features = layer.weight.shape
         hessian = layer.stats.hessian
@@ -256,6 +256,12 @@ class GPTQMethod(LinearMethod):
         mean_diag = torch.diagonal(hessian).mean().item()
         if result.damp > config.percdamp * mean_diag * (1 + 1e-6) + 1e-30:
             state.raised_damping[layer.name] = result.damp / mean_diag if mean_diag else result.damp
+        return self.outcome(result, config, hessian)
+
+    @staticmethod
+    def outcome(result: GPTQResult, config: GPTQConfig, hessian: torch.Tensor) -> LayerOutcome:
+        """The layer as stored: RTN's format at the same bits and group (only the grid points differ)."""
+        out_features, in_features = result.weight.shape
         storage = config.storage
         return LayerOutcome(
             result.weight,
@@ -265,7 +271,7 @@ class GPTQMethod(LinearMethod):
             grid=result.grid,
         )
 
-    def extra(self, config: GPTQConfig, state: _State) -> dict[str, Any]:
+    def extra(self, config: GPTQConfig, state: GPTQState) -> dict[str, Any]:
         extra: dict[str, Any] = {
             "scheme": SCHEMES[config.storage.grid_name],
             "grid": config.storage.grid,
@@ -281,7 +287,7 @@ class GPTQMethod(LinearMethod):
 
 
 @dataclass
-class _State:
+class GPTQState:
     raised_damping: dict[str, float] = field(default_factory=dict)
     uncalibrated: list[str] = field(default_factory=list)
 
