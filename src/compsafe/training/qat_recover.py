@@ -19,8 +19,8 @@ from typing import Any
 from compsafe import paths
 from compsafe.errors import DataFileError
 from compsafe.training.qat import QATSettings, check_qat_recipe, quantization_aware
-from compsafe.training.recover import TARGET_MAX_NEW_TOKENS, Log, recovery_examples
-from compsafe.training.sft import TrainConfig, encode_chat_example, per_sample_loss, progress_logger
+from compsafe.training.recover import Log, base_answerer, recovery_examples
+from compsafe.training.sft import TrainConfig, TrainResult, encode_chat_example, per_sample_loss, progress_logger
 
 QAT_FILE = "qat.json"
 FULL_QAT_LEARNING_RATE = 2e-5  # full fine-tuning of every target weight (LoRA trains at 3e-4)
@@ -64,22 +64,13 @@ def qat_recover(
 
     from compsafe.compress import apply_recipe, parse_recipe
     from compsafe.export import write_export
-    from compsafe.models.backend import GenerationConfig, HFBackend
     from compsafe.models.loading import LoadOptions, load_model
     from compsafe.training.sft import optimize_weighted, training_record
 
     compression = check_qat_recipe(parse_recipe(recipe))
     handle = load_model(model, LoadOptions(device="cpu", dtype=dtype))
     started = time.perf_counter()
-    generate = None
-    if targets == "base":
-        backend, generation = HFBackend(handle), GenerationConfig(max_new_tokens=TARGET_MAX_NEW_TOKENS)
-        if log:
-            log("answering the training prompts with the uncompressed model (greedy): the recovery targets")
-
-        def generate(prompts: list[str]) -> list[str]:
-            return backend.generate(prompts, generation)
-
+    generate = base_answerer(handle, log) if targets == "base" else None
     examples, n_safety = recovery_examples(targets, safety_weight=safety_weight, generate=generate)
     tokenizer = handle.tokenizer
     encoded = [encode_chat_example(tokenizer, example, config.max_length) for example in examples]
@@ -111,7 +102,7 @@ def qat_recover(
         "n_examples": len(encoded),
         "n_safety_examples": n_safety,
         "train_config": config.to_dict(),
-        **training_record(_Trained(losses, len(losses), train_seconds, len(encoded))),
+        **training_record(TrainResult(network, losses, len(losses), train_seconds, len(encoded))),
         "total_seconds": round(time.perf_counter() - started, 1),
         "dtype": str(handle.dtype).removeprefix("torch."),
         "threads": torch.get_num_threads(),
@@ -120,9 +111,3 @@ def qat_recover(
     (out_dir / QAT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
 
-
-class _Trained:
-    """The fields ``training_record`` reads, for a loop that is not ``train_lora``."""
-
-    def __init__(self, losses: list[float], steps: int, seconds: float, n_examples: int) -> None:
-        self.losses, self.steps, self.seconds, self.n_examples = losses, steps, seconds, n_examples

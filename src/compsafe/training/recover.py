@@ -162,6 +162,20 @@ def recovery_examples(
     return [ChatExample(row["prompt"], answer, weight) for _, row, weight, answer in kept], n_safety
 
 
+def base_answerer(handle: Any, log: Log | None = None) -> Generate:
+    """The uncompressed model's greedy answers, the recovery targets (before anything compresses ``handle``)."""
+    from compsafe.models.backend import GenerationConfig, HFBackend
+
+    backend, generation = HFBackend(handle), GenerationConfig(max_new_tokens=TARGET_MAX_NEW_TOKENS)
+    if log:
+        log("answering the training prompts with the uncompressed model (greedy): the recovery targets")
+
+    def generate(prompts: list[str]) -> list[str]:
+        return backend.generate(prompts, generation)
+
+    return generate
+
+
 def recover(
     model: str | None,
     recipe: str,
@@ -183,22 +197,12 @@ def recover(
 
     from compsafe.compress import apply_recipe, build_calibration, needs_calibration, parse_recipe
     from compsafe.integrity import state_digest
-    from compsafe.models.backend import GenerationConfig, HFBackend
     from compsafe.models.loading import LoadOptions, load_model
 
     compression = parse_recipe(recipe)
     handle = load_model(model, LoadOptions(device="cpu", dtype=dtype))
     started = time.perf_counter()
-    generate = None
-    if targets == "base":
-        backend = HFBackend(handle)
-        generation = GenerationConfig(max_new_tokens=TARGET_MAX_NEW_TOKENS)
-        if log:
-            log("answering the training prompts with the uncompressed model (greedy): the recovery targets")
-
-        def generate(prompts: list[str]) -> list[str]:
-            return backend.generate(prompts, generation)
-
+    generate = base_answerer(handle, log) if targets == "base" else None
     examples, n_safety = recovery_examples(targets, safety_weight=safety_weight, generate=generate)
     calibration = None
     if needs_calibration(compression):
