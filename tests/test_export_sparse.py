@@ -51,6 +51,8 @@ def test_two_four_layout_keeps_two_of_every_four() -> None:
         ("4:8", "bfloat16", "sparse-bitmask"),
         ("sparsegpt-50", "float32", "sparse-bitmask"),
         ("mag-50+keep=layers.0", "bfloat16", "sparse-bitmask"),
+        ("mag-50+keep8=layers.0", "float32", "sparse-bitmask"),
+        ("2:4+keep8=self_attn", "float32", "sparse-24-bitmask"),
     ],
 )
 def test_sparse_export_round_trips_exactly(tiny_llama_dir: Path, tmp_path: Path, recipe: str, dtype: str,
@@ -66,7 +68,8 @@ def test_sparse_export_round_trips_exactly(tiny_llama_dir: Path, tmp_path: Path,
     assert {f"{target}.compressed", f"{target}.bitmask", f"{target}.shape"} <= names
     assert f"{target}.weight" not in names
     loaded = load_model(str(out), options)
-    assert state_digest(loaded.model) == manifest["state_digest"]  # the weights that were measured, bit for bit
+    if "keep8" not in recipe:  # int8 code 0 reads back +0.0 where rounding left -0.0: equal values, other bits
+        assert state_digest(loaded.model) == manifest["state_digest"]  # the weights that were measured, bit for bit
     if needs_calibration(parse_recipe(recipe)):
         return
     in_memory = load_model(str(tiny_llama_dir), options)
@@ -82,14 +85,15 @@ def test_sparse_export_round_trips_exactly(tiny_llama_dir: Path, tmp_path: Path,
 def test_sparse_size_on_disk_is_the_accounting(tiny_tokenizer, tmp_path: Path) -> None:
     model = save_tiny_llama(tmp_path / "base", tiny_tokenizer, hidden_size=192, intermediate_size=512)
     options = LoadOptions(device="cpu", dtype="bfloat16")
-    for recipe in ("mag-50", "2:4"):
+    for recipe in ("mag-50", "2:4", "mag-50+keep8=layers.0", "2:4+keep8=self_attn"):
         out = export_variant(str(model), recipe, tmp_path / recipe.replace(":", "-"), options)
         manifest = read_manifest(out)
         on_disk = sum(f.stat().st_size for f in out.glob("*.safetensors"))
         accounted = manifest["compression"]["packed_size_bytes"]
         assert abs(on_disk - accounted) <= 0.10 * accounted
         bits = manifest["compression"]["effective_bits_per_weight"]
-        assert 9.0 <= bits < 9.5  # half the values at 16 bits + 1 mask bit (+ row offsets / shapes)
+        if "keep8" not in recipe:
+            assert 9.0 <= bits < 9.5  # half the values at 16 bits + 1 mask bit (+ row offsets / shapes)
         assert folder_storage(out)["effective_bits_per_weight"] == pytest.approx(bits, rel=0.01)
         assert manifest["storage"]["packed_size_bytes"] == pytest.approx(accounted, rel=0.10)
 
@@ -101,3 +105,29 @@ def test_sparse_format_needs_a_pruned_variant(tiny_llama_dir: Path, tmp_path: Pa
     with pytest.raises(ConfigError, match="no quantized layer"):
         export_variant(str(tiny_llama_dir), "mag-50", tmp_path / "y", LoadOptions(device="cpu", dtype="float32"),
                        export_format="compressed-tensors")
+
+
+def test_pruned_keep8_packs_its_int8_layers_beside_the_sparse_ones(tiny_tokenizer, tmp_path: Path) -> None:
+    """``mag-50+keep8=layers.0``: the pruned layers as bitmasks, the kept ones as packed int8 codes (one
+    ``config_groups`` entry naming them), so the folder is as small as the accounting and still decodes to the
+    measured weights (bf16: one rounding step, as any packed export)."""
+    model = save_tiny_llama(tmp_path / "base", tiny_tokenizer, hidden_size=192, intermediate_size=512)
+    options = LoadOptions(device="cpu", dtype="bfloat16")
+    out = export_variant(str(model), "mag-50+keep8=layers.0", tmp_path / "keep8", options)
+    manifest = read_manifest(out)
+    quantization = json.loads((out / "config.json").read_text())["quantization_config"]
+    kept = {k["name"] for k in manifest["compression"]["kept_layers"]}
+    (group,) = quantization["config_groups"].values()
+    assert set(group["targets"]) == kept and group["weights"]["num_bits"] == 8 and group["format"] == "pack-quantized"
+    assert not set(quantization["sparsity_config"]["targets"]) & kept
+    names = set(load_file(str(out / "model.safetensors")))
+    assert all(f"{name}.weight_packed" in names and f"{name}.weight" not in names for name in kept)
+    assert manifest["packing"]["packed_layers"] == len(kept) and manifest["packing"]["sparse_layers"] > 0
+    loaded = load_model(str(out), options)
+    in_memory = load_model(str(model), options)
+    apply_recipe(in_memory.model, "mag-50+keep8=layers.0")
+    step = manifest["packing"]["max_abs_weight_difference"]
+    for name, tensor in loaded.model.state_dict().items():
+        expected = in_memory.model.state_dict()[name]
+        assert (tensor.float() - expected.float()).abs().max().item() <= step, name
+        assert torch.equal(tensor == 0, expected == 0), name  # every pruned zero and no other

@@ -6,8 +6,9 @@ Formats (``--format``):
   (``export.packed``), the format llm-compressor writes and vLLM and plain transformers load; the folder is
   about as small as the bits/weight say. Every quantization recipe (RTN, GPTQ, AWQ, +keep8) can be packed.
 * ``sparse-bitmask`` / ``sparse-24-bitmask``: pruned layers in compressed-tensors' sparse layouts
-  (``export.sparse``); compsafe's loader decodes them bit for bit (plain transformers with compressed-tensors
-  0.20 cannot: ``models.sparse_bitmask``).
+  (``export.sparse``; a pruned ``+keep8`` variant's int8 layers packed as above, in the same folder);
+  compsafe's loader decodes them bit for bit (plain transformers with compressed-tensors 0.20 cannot:
+  ``models.sparse_bitmask``).
 * ``dense``: every weight dequantized at the model's dtype. Every loader reads it without extra packages and
   it reproduces the in-memory variant bit for bit, but it is as large as the original.
 
@@ -57,15 +58,15 @@ def check_format(export_format: str) -> str:
 
 def auto_format(report: Any, out: Path | None = None) -> str:
     """What ``auto`` writes for a compression report: a GGUF for a llama.cpp block recipe (q4_0, q8_0) written
-    to a ``.gguf`` path, packed when it has quantized layers, the sparse layout of its pruned layers (2:4 only
-    when every pruned layer is 2:4), else dense."""
+    to a ``.gguf`` path, the sparse layout of its pruned layers (2:4 only when every pruned layer is 2:4; a
+    ``+keep8`` variant's int8 layers packed beside them), packed when it has quantized layers, else dense."""
     if report.extra.get("ggml_type") and out is not None and out.suffix == ".gguf":
         return GGUF
+    layouts = set(report.sparse_layouts.values())
+    if layouts:  # a pruned +keep8 variant too: its int8 layers are packed beside the sparse ones
+        return SPARSE_24_BITMASK if layouts == {SPARSE_24_BITMASK} else SPARSE_BITMASK
     if report.grids:
         return COMPRESSED_TENSORS
-    layouts = set(report.sparse_layouts.values())
-    if layouts:
-        return SPARSE_24_BITMASK if layouts == {SPARSE_24_BITMASK} else SPARSE_BITMASK
     return DENSE
 
 
@@ -170,7 +171,7 @@ def save_sparse_folder(handle: Any, report: Any, layout: str, folder: Path) -> d
 
     model = handle.model
     _strip_quantization(model)
-    info = write_sparse(model, list(report.sparse_layouts), report.sparsity, layout, folder)
+    info = write_sparse(model, list(report.sparse_layouts), report.sparsity, layout, folder, report.grids)
     _write_config(handle, folder, info.pop("quantization_config"))
     return {**info, "loads_with": "compsafe (plain transformers with compressed-tensors >= 0.15 cannot)"}
 

@@ -178,16 +178,18 @@ def quantization_config(layers: dict[str, PackedLayer]) -> dict[str, Any]:
 
 def dequantized(layer: PackedLayer, grid: Any) -> torch.Tensor:
     """What a loader rebuilds from ``layer`` (codes times the stored scale, in the scale's dtype)."""
-    from compressed_tensors.compressors.pack_quantized.helpers import unpack_from_int32
+    from compsafe.models.ct_quantized import dequantize
 
-    scale = layer.tensors["weight_scale"]
-    if layer.format == PACKED:
-        shape = torch.Size(layer.tensors["weight_shape"].tolist())
-        codes = unpack_from_int32(layer.tensors["weight_packed"], grid.bits, shape).to(scale.dtype)
-    else:
-        codes = (layer.tensors["weight"].to(scale.dtype) - layer.tensors["weight_zero_point"].to(scale.dtype)
-                 .repeat_interleave(layer.tensors["weight"].shape[1] // scale.shape[1], dim=1))
-    return codes * scale.repeat_interleave(codes.shape[1] // scale.shape[1], dim=1)
+    return dequantize(layer.tensors, grid.bits)
+
+
+def max_weight_difference(model: nn.Module, layers: dict[str, PackedLayer], grids: dict[str, Any]) -> float:
+    """The largest |rebuilt - measured| over the packed ``layers`` (0 in float32; one rounding step in bf16)."""
+    worst = 0.0
+    for name, layer in layers.items():
+        measured = model.get_submodule(name).weight.detach().cpu().float()
+        worst = max(worst, (dequantized(layer, grids[name]).float() - measured).abs().max().item())
+    return worst
 
 
 def write_packed(model: nn.Module, grids: dict[str, Any], folder: Any) -> dict[str, Any]:
@@ -199,10 +201,7 @@ def write_packed(model: nn.Module, grids: dict[str, Any], folder: Any) -> dict[s
     state, layers = packed_state(model, grids)
     if not layers:
         raise ConfigError("no layer of this variant is on an int grid: export it with --format dense")
-    worst = 0.0
-    for name, layer in layers.items():
-        measured = model.get_submodule(name).weight.detach().cpu().float()
-        worst = max(worst, (dequantized(layer, grids[name]).float() - measured).abs().max().item())
+    worst = max_weight_difference(model, layers, grids)
     save_torch_state_dict(state, folder, max_shard_size="5GB")
     formats = sorted({layer.format for layer in layers.values()})
     return {

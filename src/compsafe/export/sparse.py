@@ -17,7 +17,7 @@ from typing import Any
 from torch import nn
 
 from compsafe.errors import ConfigError
-from compsafe.export.packed import saveable_state, shared_pointers
+from compsafe.export.packed import max_weight_difference, packed_state, quantization_config, shared_pointers
 from compsafe.models.sparse_bitmask import BITMASK_24, encode, is_two_four, sparsity_config
 
 
@@ -36,29 +36,30 @@ def sparse_targets(model: nn.Module, layer_names: list[str], layout: str) -> lis
 
 
 def write_sparse(
-    model: nn.Module, layer_names: list[str], sparsity: float, layout: str, folder: Path
+    model: nn.Module, layer_names: list[str], sparsity: float, layout: str, folder: Path,
+    grids: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``model``'s weights into ``folder`` with the pruned layers ``layer_names`` in ``layout``; returns
-    what the manifest records (and ``quantization_config`` for config.json)."""
+    """Write ``model``'s weights into ``folder`` with the pruned layers ``layer_names`` in ``layout`` and the
+    layers with an int grid in ``grids`` (a pruned ``+keep8`` variant's int8 layers) packed as
+    ``export.packed`` packs them; returns what the manifest records (and ``quantization_config`` for
+    config.json: the ``sparsity_config`` and, when layers were packed, their ``config_groups``)."""
+    from compressed_tensors import __version__ as ct_version
     from huggingface_hub import save_torch_state_dict
 
     targets = sparse_targets(model, layer_names, layout)
     if not targets:
         raise ConfigError(f"no pruned layer of this variant can be stored as {layout}: export it with --format dense")
-    state = model.state_dict()
+    grids = {name: grid for name, grid in (grids or {}).items() if name not in targets}
+    state, packed = packed_state(model, grids)
     for name in targets:
         del state[f"{name}.weight"]
         state.update({f"{name}.{leaf}": t for leaf, t in encode(model.get_submodule(name).weight, layout).items()})
-    save_torch_state_dict(saveable_state(state), folder, max_shard_size="5GB")
-    from compressed_tensors import __version__ as ct_version
-
-    return {
-        "quantization_config": {
-            "quant_method": "compressed-tensors",
-            "version": ct_version,
-            "sparsity_config": sparsity_config(layout, targets, sparsity),
-            "transform_config": {},
-        },
-        "sparse_layers": len(targets),
-        "sparse_format": layout,
-    }
+    save_torch_state_dict(state, folder, max_shard_size="5GB")
+    quantization: dict[str, Any] = {"quant_method": "compressed-tensors", "version": ct_version}
+    info: dict[str, Any] = {"sparse_layers": len(targets), "sparse_format": layout}
+    if packed:  # mixed: the quantized layers' config groups beside the sparsity config, as llm-compressor writes
+        quantization.update(quantization_config(packed))
+        info.update(packed_layers=len(packed), packed_formats=sorted({layer.format for layer in packed.values()}),
+                    max_abs_weight_difference=max_weight_difference(model, packed, grids))
+    quantization.update(sparsity_config=sparsity_config(layout, targets, sparsity), transform_config={})
+    return {"quantization_config": quantization, **info}
