@@ -349,6 +349,7 @@ def load_sparse_folder(path: Path, options: LoadOptions, source: str) -> ModelHa
     (``models.sparse_bitmask``): transformers with compressed-tensors >= 0.15 ignores its ``sparsity_config``."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.initialization import no_init_weights
+    from transformers.pytorch_utils import Conv1D
 
     from compsafe.models.sparse_bitmask import dense_state
 
@@ -357,7 +358,7 @@ def load_sparse_folder(path: Path, options: LoadOptions, source: str) -> ModelHa
     try:
         config = AutoConfig.from_pretrained(path, **common)
         config.__dict__.pop("quantization_config", None)  # the weights are decoded to plain floats below
-        state = dense_state(path)
+        state, decoded = dense_state(path)
         tokenizer = AutoTokenizer.from_pretrained(path, **common)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"cannot load sparse model from {path}: {str(exc).splitlines()[0]}") from exc
@@ -365,6 +366,9 @@ def load_sparse_folder(path: Path, options: LoadOptions, source: str) -> ModelHa
     dtype = resolve_dtype(options.dtype, device, stored)
     with no_init_weights():
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, **common)
+    for module in decoded:  # the layouts store [out, in]: a Conv1D (GPT-2) holds [in, out]
+        if isinstance(_submodule(model, module), Conv1D):
+            state[f"{module}.weight"] = state[f"{module}.weight"].t().contiguous()
     missing, unexpected = model.load_state_dict(state, strict=False)
     model.tie_weights()
     parameters = dict(model.named_parameters(remove_duplicate=False))
@@ -377,3 +381,12 @@ def load_sparse_folder(path: Path, options: LoadOptions, source: str) -> ModelHa
         )
     model.to(device=device, dtype=dtype)  # buffers too, as load_pretrained casts them
     return ready_handle(model, tokenizer, source, str(path), device, dtype)
+
+
+def _submodule(model: Any, name: str) -> Any:
+    """``model``'s module ``name``, or None when the folder names one its config's model lacks (reported as an
+    unexpected tensor by the caller)."""
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        return None
