@@ -162,3 +162,26 @@ def test_gpt2_conv1d_layers_export_sparse_and_round_trip_exactly(tiny_gpt2_dir: 
     on_disk = sum(f.stat().st_size for f in out.glob("*.safetensors"))
     accounted = read_manifest(out)["compression"]["packed_size_bytes"]
     assert abs(on_disk - accounted) <= 0.10 * accounted
+
+
+def test_gpt2_pruned_keep8_packs_its_conv1d_int8_layers(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    """GPT-2 ``mag-50+keep8=h.0``: the kept Conv1D layers packed as ``[out, in]`` int8 codes, transposed back on
+    load; the folder is as large as accounted and reloads to the in-memory variant's values and logits."""
+    options = LoadOptions(device="cpu", dtype="float32")
+    recipe = "mag-50+keep8=h.0"
+    out = export_variant(str(tiny_gpt2_dir), recipe, tmp_path / "gpt2", options)
+    stored = load_file(str(out / "model.safetensors"))
+    assert [int(v) for v in stored["transformer.h.0.mlp.c_fc.weight_shape"]] == [256, 64]  # [out, in]
+    assert "transformer.h.0.mlp.c_fc.weight" not in stored and "transformer.h.1.mlp.c_fc.bitmask" in stored
+    manifest = read_manifest(out)
+    on_disk = sum(f.stat().st_size for f in out.glob("*.safetensors"))
+    assert abs(on_disk - manifest["compression"]["packed_size_bytes"]) <= 0.10 * on_disk
+    loaded = load_model(str(out), options)
+    in_memory = load_model(str(tiny_gpt2_dir), options)
+    apply_recipe(in_memory.model, recipe)
+    expected = in_memory.model.state_dict()
+    for name, tensor in loaded.model.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+    batch = in_memory.tokenizer(["The cat sat on the mat because"], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(loaded.model(**batch).logits, in_memory.model(**batch).logits)

@@ -59,7 +59,7 @@ def write_sparse(
     if not targets:
         raise ConfigError(f"no pruned layer of this variant can be stored as {layout}: export it with --format dense")
     grids = {name: grid for name, grid in (grids or {}).items() if name not in targets}
-    state, packed = packed_state(model, grids)
+    state, packed = packed_state(model, grids, conv1d=True)
     for name in targets:
         del state[f"{name}.weight"]
         leaves = encode(weight_view(model.get_submodule(name)), layout)
