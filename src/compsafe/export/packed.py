@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from compsafe.compress.targets import is_transposed, weight_view
 from compsafe.errors import ConfigError
 
 PACKED = "pack-quantized"
@@ -112,20 +113,26 @@ def pack_layer(weight: torch.Tensor, grid: Any, name: str, dtype: torch.dtype) -
     return PackedLayer(tensors, args, INT_CODES)
 
 
-def packed_state(model: nn.Module, grids: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, PackedLayer]]:
+def packed_state(
+    model: nn.Module, grids: dict[str, Any], conv1d: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, PackedLayer]]:
     """The model's state dict with every packable layer replaced by its packed tensors.
 
     A layer is packed when it has a grid, is an ``nn.Linear`` and its weight is not shared with another
-    parameter (a head tied to the embedding stays at its dtype: packing it would untie it).
+    parameter (a head tied to the embedding stays at its dtype: packing it would untie it). ``conv1d``: a
+    transformers ``Conv1D`` (GPT-2) too, packed as its ``[out, in]`` matrix -- only for folders compsafe's own
+    loader reads (the sparse ones), which transposes it back; compressed-tensors' loader replaces only
+    ``nn.Linear`` modules, so a plain compressed-tensors folder keeps a ``Conv1D`` at its dtype.
     """
     state = model.state_dict()
     shared = shared_pointers(state)
     layers: dict[str, PackedLayer] = {}
     for name, grid in grids.items():
         module = model.get_submodule(name)
-        if not isinstance(module, nn.Linear) or module.weight.data_ptr() in shared:
+        linear = isinstance(module, nn.Linear) or (conv1d and is_transposed(module))
+        if not linear or module.weight.data_ptr() in shared:
             continue
-        layer = pack_layer(module.weight.detach().cpu(), grid, name, module.weight.dtype)
+        layer = pack_layer(weight_view(module).detach().cpu(), grid, name, module.weight.dtype)
         layers[name] = layer
         del state[f"{name}.weight"]
         state.update({f"{name}.{key}": tensor for key, tensor in layer.tensors.items()})
@@ -178,16 +185,18 @@ def quantization_config(layers: dict[str, PackedLayer]) -> dict[str, Any]:
 
 def dequantized(layer: PackedLayer, grid: Any) -> torch.Tensor:
     """What a loader rebuilds from ``layer`` (codes times the stored scale, in the scale's dtype)."""
-    from compressed_tensors.compressors.pack_quantized.helpers import unpack_from_int32
+    from compsafe.models.ct_quantized import dequantize
 
-    scale = layer.tensors["weight_scale"]
-    if layer.format == PACKED:
-        shape = torch.Size(layer.tensors["weight_shape"].tolist())
-        codes = unpack_from_int32(layer.tensors["weight_packed"], grid.bits, shape).to(scale.dtype)
-    else:
-        codes = (layer.tensors["weight"].to(scale.dtype) - layer.tensors["weight_zero_point"].to(scale.dtype)
-                 .repeat_interleave(layer.tensors["weight"].shape[1] // scale.shape[1], dim=1))
-    return codes * scale.repeat_interleave(codes.shape[1] // scale.shape[1], dim=1)
+    return dequantize(layer.tensors, grid.bits)
+
+
+def max_weight_difference(model: nn.Module, layers: dict[str, PackedLayer], grids: dict[str, Any]) -> float:
+    """The largest |rebuilt - measured| over the packed ``layers`` (0 in float32; one rounding step in bf16)."""
+    worst = 0.0
+    for name, layer in layers.items():
+        measured = weight_view(model.get_submodule(name)).detach().cpu().float()
+        worst = max(worst, (dequantized(layer, grids[name]).float() - measured).abs().max().item())
+    return worst
 
 
 def write_packed(model: nn.Module, grids: dict[str, Any], folder: Any) -> dict[str, Any]:
@@ -199,10 +208,7 @@ def write_packed(model: nn.Module, grids: dict[str, Any], folder: Any) -> dict[s
     state, layers = packed_state(model, grids)
     if not layers:
         raise ConfigError("no layer of this variant is on an int grid: export it with --format dense")
-    worst = 0.0
-    for name, layer in layers.items():
-        measured = model.get_submodule(name).weight.detach().cpu().float()
-        worst = max(worst, (dequantized(layer, grids[name]).float() - measured).abs().max().item())
+    worst = max_weight_difference(model, layers, grids)
     save_torch_state_dict(state, folder, max_shard_size="5GB")
     formats = sorted({layer.format for layer in layers.values()})
     return {

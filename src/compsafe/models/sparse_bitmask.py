@@ -99,29 +99,50 @@ def encoded_bytes(weight: torch.Tensor, layout: str) -> int:
 
 def sparsity_layout(folder: Path) -> str | None:
     """``sparse-bitmask`` / ``sparse-24-bitmask`` when ``folder/config.json`` declares that sparsity format."""
+    quantization = _quantization_config(folder)
+    sparsity = quantization.get("sparsity_config") if quantization else None
+    layout = sparsity.get("format") if isinstance(sparsity, dict) else None
+    return layout if layout in LAYOUTS else None
+
+
+def dense_state(folder: Path) -> tuple[dict[str, torch.Tensor], set[str]]:
+    """Every tensor of ``folder``'s safetensors files, sparse weights decoded to ``<module>.weight``, and the
+    layers a mixed folder stores quantized (the int8 layers of a pruned ``+keep8`` variant) dequantized as
+    compressed-tensors does (``models.ct_quantized``); and the names of the modules so decoded (their weights
+    are ``[out, in]``, which a ``Conv1D`` stores transposed)."""
+    from safetensors.torch import load_file
+
+    from compsafe.models.ct_quantized import QUANTIZED_LEAVES, dequantize, is_quantized_module, layer_bits
+
+    raw: dict[str, torch.Tensor] = {}
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        raw.update(load_file(str(path)))
+    by_module: dict[str, dict[str, torch.Tensor]] = {}
+    for name, tensor in raw.items():
+        module, _, leaf = name.rpartition(".")
+        by_module.setdefault(module, {})[leaf] = tensor
+    sparse = {module for module, leaves in by_module.items() if "bitmask" in leaves}
+    quantized = {module for module, leaves in by_module.items() if is_quantized_module(leaves)} - sparse
+    state = {name: tensor for name, tensor in raw.items() if name.rpartition(".")[0] not in sparse | quantized}
+    quantization = _quantization_config(folder) if quantized else None
+    for module in sparse | quantized:
+        leaves = by_module[module]
+        encoded = LEAVES if module in sparse else QUANTIZED_LEAVES
+        weight = {k: v for k, v in leaves.items() if k in encoded}
+        state[f"{module}.weight"] = (
+            decode(weight) if module in sparse else dequantize(weight, layer_bits(quantization, module))
+        )
+        state.update({f"{module}.{k}": v for k, v in leaves.items() if k not in encoded})  # a bias stays as it is
+    return state, sparse | quantized
+
+
+def _quantization_config(folder: Path) -> dict[str, Any] | None:
     try:
         config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     quantization = config.get("quantization_config") if isinstance(config, dict) else None
-    sparsity = quantization.get("sparsity_config") if isinstance(quantization, dict) else None
-    layout = sparsity.get("format") if isinstance(sparsity, dict) else None
-    return layout if layout in LAYOUTS else None
-
-
-def dense_state(folder: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of ``folder``'s safetensors files, sparse weights decoded to ``<module>.weight``."""
-    from safetensors.torch import load_file
-
-    raw: dict[str, torch.Tensor] = {}
-    for path in sorted(Path(folder).glob("*.safetensors")):
-        raw.update(load_file(str(path)))
-    modules = {name.rsplit(".", 1)[0] for name in raw if name.endswith(".bitmask")}
-    state = {name: tensor for name, tensor in raw.items() if name.rsplit(".", 1)[0] not in modules}
-    for module in modules:
-        leaves = {leaf: raw[f"{module}.{leaf}"] for leaf in LEAVES if f"{module}.{leaf}" in raw}
-        state[f"{module}.weight"] = decode(leaves)
-    return state
+    return quantization if isinstance(quantization, dict) else None
 
 
 def sparsity_config(layout: str, targets: list[str], global_sparsity: float) -> dict[str, Any]:
