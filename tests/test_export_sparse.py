@@ -131,3 +131,57 @@ def test_pruned_keep8_packs_its_int8_layers_beside_the_sparse_ones(tiny_tokenize
         expected = in_memory.model.state_dict()[name]
         assert (tensor.float() - expected.float()).abs().max().item() <= step, name
         assert torch.equal(tensor == 0, expected == 0), name  # every pruned zero and no other
+
+
+@pytest.mark.parametrize(("recipe", "layout"), [("mag-50", "sparse-bitmask"), ("2:4", "sparse-24-bitmask")])
+def test_gpt2_conv1d_layers_export_sparse_and_round_trip_exactly(tiny_gpt2_dir: Path, tmp_path: Path, recipe: str,
+                                                                 layout: str) -> None:
+    """GPT-2's Conv1D weights (stored ``[in, out]``) go into the sparse layout as ``[out, in]`` -- 2:4 groups along
+    the input, as pruned -- and come back transposed: every tensor and the logits equal the in-memory variant."""
+    options = LoadOptions(device="cpu", dtype="float32")
+    out = export_variant(str(tiny_gpt2_dir), recipe, tmp_path / "gpt2", options)
+    quantization = json.loads((out / "config.json").read_text())["quantization_config"]
+    targets = quantization["sparsity_config"]["targets"]
+    assert "transformer.h.0.attn.c_attn" in targets and "transformer.h.1.mlp.c_proj" in targets
+    stored = load_file(str(out / "model.safetensors"))
+    assert "transformer.h.0.attn.c_attn.weight" not in stored and "transformer.h.0.attn.c_attn.bias" in stored
+    in_memory = load_model(str(tiny_gpt2_dir), options)
+    apply_recipe(in_memory.model, recipe)
+    c_fc = in_memory.model.transformer.h[0].mlp.c_fc.weight  # Conv1D: [in 64, out 256]
+    leaves = {leaf: stored[f"transformer.h.0.mlp.c_fc.{leaf}"] for leaf in ("shape", "compressed", "bitmask")}
+    assert [int(v) for v in leaves["shape"].flatten()] == [256, 64]  # [out, in]
+    assert torch.equal(decode(leaves), c_fc.detach().t())
+    loaded = load_model(str(out), options)
+    assert state_digest(loaded.model) == read_manifest(out)["state_digest"]
+    expected = in_memory.model.state_dict()
+    for name, tensor in loaded.model.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+    batch = in_memory.tokenizer(["The cat sat on the mat because"], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(loaded.model(**batch).logits, in_memory.model(**batch).logits)
+    on_disk = sum(f.stat().st_size for f in out.glob("*.safetensors"))
+    accounted = read_manifest(out)["compression"]["packed_size_bytes"]
+    assert abs(on_disk - accounted) <= 0.10 * accounted
+
+
+def test_gpt2_pruned_keep8_packs_its_conv1d_int8_layers(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    """GPT-2 ``mag-50+keep8=h.0``: the kept Conv1D layers packed as ``[out, in]`` int8 codes, transposed back on
+    load; the folder is as large as accounted and reloads to the in-memory variant's values and logits."""
+    options = LoadOptions(device="cpu", dtype="float32")
+    recipe = "mag-50+keep8=h.0"
+    out = export_variant(str(tiny_gpt2_dir), recipe, tmp_path / "gpt2", options)
+    stored = load_file(str(out / "model.safetensors"))
+    assert [int(v) for v in stored["transformer.h.0.mlp.c_fc.weight_shape"]] == [256, 64]  # [out, in]
+    assert "transformer.h.0.mlp.c_fc.weight" not in stored and "transformer.h.1.mlp.c_fc.bitmask" in stored
+    manifest = read_manifest(out)
+    on_disk = sum(f.stat().st_size for f in out.glob("*.safetensors"))
+    assert abs(on_disk - manifest["compression"]["packed_size_bytes"]) <= 0.10 * on_disk
+    loaded = load_model(str(out), options)
+    in_memory = load_model(str(tiny_gpt2_dir), options)
+    apply_recipe(in_memory.model, recipe)
+    expected = in_memory.model.state_dict()
+    for name, tensor in loaded.model.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+    batch = in_memory.tokenizer(["The cat sat on the mat because"], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(loaded.model(**batch).logits, in_memory.model(**batch).logits)

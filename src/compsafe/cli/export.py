@@ -18,7 +18,8 @@ def compress(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write (safetensors model + compsafe_manifest.json)."),
     export_format: str = typer.Option(
         "auto", "--format", help="compressed-tensors (packed int codes + scales), sparse-bitmask / sparse-24-bitmask "
-        "(pruned weights; compsafe loads them), dense (dequantized at the model's dtype), or auto: packed when the "
+        "(pruned weights; compsafe loads them), gptq (qweight/qzeros/scales/g_idx, for gptqmodel/optimum; compsafe "
+        "loads it too), gguf (q4_0/q8_0 recipes), dense (dequantized at the model's dtype), or auto: packed when the "
         "recipe quantizes, the sparse layout when it prunes, else dense."
     ),
     model: str = typer.Option(

@@ -9,6 +9,8 @@ Formats (``--format``):
   (``export.sparse``; a pruned ``+keep8`` variant's int8 layers packed as above, in the same folder);
   compsafe's loader decodes them bit for bit (plain transformers with compressed-tensors 0.20 cannot:
   ``models.sparse_bitmask``).
+* ``gptq``: quantized layers in the GPTQ checkpoint layout (``qweight``/``qzeros``/``scales``/``g_idx``,
+  ``export.gptq``) that gptqmodel and optimum load; compsafe's loader decodes it where they are not installed.
 * ``dense``: every weight dequantized at the model's dtype. Every loader reads it without extra packages and
   it reproduces the in-memory variant bit for bit, but it is as large as the original.
 
@@ -46,7 +48,8 @@ SPARSE_BITMASK = "sparse-bitmask"
 SPARSE_24_BITMASK = "sparse-24-bitmask"
 SPARSE = (SPARSE_BITMASK, SPARSE_24_BITMASK)
 GGUF = "gguf"
-FORMATS = ("auto", COMPRESSED_TENSORS, SPARSE_BITMASK, SPARSE_24_BITMASK, GGUF, DENSE)
+GPTQ = "gptq"
+FORMATS = ("auto", COMPRESSED_TENSORS, SPARSE_BITMASK, SPARSE_24_BITMASK, GGUF, GPTQ, DENSE)
 
 
 def check_format(export_format: str) -> str:
@@ -79,11 +82,14 @@ def resolve_format(export_format: str, report: Any, out: Path | None = None) -> 
             f"--format gguf writes llama.cpp's own block formats only: use recipe q4_0 or q8_0 ({report.recipe}'s "
             "grid is not one, and re-quantizing it would ship weights that were not measured)"
         )
-    if export_format == COMPRESSED_TENSORS and not report.grids:
+    if export_format in (COMPRESSED_TENSORS, GPTQ) and not report.grids:
         raise ConfigError(
             "this recipe has no quantized layer to pack: export it with --format auto (sparse layouts for pruned "
             "variants) or --format dense"
         )
+    if export_format == GPTQ and report.sparse_layouts:
+        raise ConfigError("the GPTQ format has no sparse layout for this variant's pruned layers: export it with "
+                          "--format auto (sparse layout, its int8 layers packed) or --format dense")
     if export_format in SPARSE and not report.sparse_layouts:
         raise ConfigError(f"this recipe prunes no layer, so there is nothing to store as {export_format}: "
                           "use --format auto or dense")
@@ -158,22 +164,33 @@ def save_packed_folder(handle: Any, grids: dict[str, Any], folder: Path) -> dict
     """Write the variant in the compressed-tensors format (``export.packed``) with its config and tokenizer."""
     from compsafe.export.packed import write_packed
 
-    model = handle.model
-    _strip_quantization(model)
-    info = write_packed(model, grids, folder)
-    _write_config(handle, folder, info.pop("quantization_config"))
-    return info
+    return _save_with(handle, folder, lambda model: write_packed(model, grids, folder))
+
+
+def save_gptq_folder(handle: Any, grids: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Write the variant in the GPTQ checkpoint format (``export.gptq``) with its config and tokenizer."""
+    from compsafe.export.gptq import write_gptq
+
+    return _save_with(handle, folder, lambda model: write_gptq(model, grids, folder))
 
 
 def save_sparse_folder(handle: Any, report: Any, layout: str, folder: Path) -> dict[str, Any]:
     """Write a pruned variant in a compressed-tensors sparse layout (``export.sparse``) with config and tokenizer."""
     from compsafe.export.sparse import write_sparse
 
+    info = _save_with(handle, folder, lambda model: write_sparse(
+        model, list(report.sparse_layouts), report.sparsity, layout, folder, report.grids))
+    return {**info, "loads_with": "compsafe (plain transformers with compressed-tensors >= 0.15 cannot)"}
+
+
+def _save_with(handle: Any, folder: Path, write_weights: Any) -> dict[str, Any]:
+    """``write_weights(model)`` (returns the manifest's packing record with the ``quantization_config``), then
+    config.json carrying that config, the generation config and the tokenizer."""
     model = handle.model
     _strip_quantization(model)
-    info = write_sparse(model, list(report.sparse_layouts), report.sparsity, layout, folder, report.grids)
+    info = write_weights(model)
     _write_config(handle, folder, info.pop("quantization_config"))
-    return {**info, "loads_with": "compsafe (plain transformers with compressed-tensors >= 0.15 cannot)"}
+    return info
 
 
 def _write_config(handle: Any, folder: Path, quantization: dict[str, Any]) -> None:
@@ -297,6 +314,8 @@ def write_folder(handle: Any, report: Any, chosen: str, folder: Path) -> dict[st
     folder.mkdir(parents=True, exist_ok=True)
     if chosen == COMPRESSED_TENSORS:
         return save_packed_folder(handle, report.grids, folder)
+    if chosen == GPTQ:
+        return save_gptq_folder(handle, report.grids, folder)
     if chosen in SPARSE:
         return save_sparse_folder(handle, report, chosen, folder)
     if report.stored_form is not None:  # a 16-bit or physically pruned copy; the measured model stays as it is
@@ -403,7 +422,7 @@ def _manifest(handle: Any, model_spec: str | None, config: Any, report: Any, cal
         "environment": {
             "torch": torch.__version__,
             "transformers": _version("transformers"),
-            **({"compressed-tensors": _version("compressed-tensors")} if packing else {}),
+            **({"compressed-tensors": _version("compressed-tensors")} if packing and chosen != GPTQ else {}),
         },
     }
 

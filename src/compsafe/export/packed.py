@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from compsafe.compress.targets import is_transposed, weight_view
 from compsafe.errors import ConfigError
 
 PACKED = "pack-quantized"
@@ -112,20 +113,26 @@ def pack_layer(weight: torch.Tensor, grid: Any, name: str, dtype: torch.dtype) -
     return PackedLayer(tensors, args, INT_CODES)
 
 
-def packed_state(model: nn.Module, grids: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, PackedLayer]]:
+def packed_state(
+    model: nn.Module, grids: dict[str, Any], conv1d: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, PackedLayer]]:
     """The model's state dict with every packable layer replaced by its packed tensors.
 
     A layer is packed when it has a grid, is an ``nn.Linear`` and its weight is not shared with another
-    parameter (a head tied to the embedding stays at its dtype: packing it would untie it).
+    parameter (a head tied to the embedding stays at its dtype: packing it would untie it). ``conv1d``: a
+    transformers ``Conv1D`` (GPT-2) too, packed as its ``[out, in]`` matrix -- only for folders compsafe's own
+    loader reads (the sparse ones), which transposes it back; compressed-tensors' loader replaces only
+    ``nn.Linear`` modules, so a plain compressed-tensors folder keeps a ``Conv1D`` at its dtype.
     """
     state = model.state_dict()
     shared = shared_pointers(state)
     layers: dict[str, PackedLayer] = {}
     for name, grid in grids.items():
         module = model.get_submodule(name)
-        if not isinstance(module, nn.Linear) or module.weight.data_ptr() in shared:
+        linear = isinstance(module, nn.Linear) or (conv1d and is_transposed(module))
+        if not linear or module.weight.data_ptr() in shared:
             continue
-        layer = pack_layer(module.weight.detach().cpu(), grid, name, module.weight.dtype)
+        layer = pack_layer(weight_view(module).detach().cpu(), grid, name, module.weight.dtype)
         layers[name] = layer
         del state[f"{name}.weight"]
         state.update({f"{name}.{key}": tensor for key, tensor in layer.tensors.items()})
@@ -187,7 +194,7 @@ def max_weight_difference(model: nn.Module, layers: dict[str, PackedLayer], grid
     """The largest |rebuilt - measured| over the packed ``layers`` (0 in float32; one rounding step in bf16)."""
     worst = 0.0
     for name, layer in layers.items():
-        measured = model.get_submodule(name).weight.detach().cpu().float()
+        measured = weight_view(model.get_submodule(name)).detach().cpu().float()
         worst = max(worst, (dequantized(layer, grids[name]).float() - measured).abs().max().item())
     return worst
 

@@ -358,20 +358,24 @@ class HFBackend:
 
     @torch.inference_mode()
     def text_logits(self, text: str, *, prefix: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(targets [T], logits [T, vocab]) for every predicted token of ``text``, in disjoint windows.
+        """(targets [T], float32 logits [T, vocab]) for every predicted token of ``text``, in disjoint slices.
 
         Default: the text as the tokenizer encodes it (with its special tokens), in windows of the model's context
         length; every token after the first is predicted once (the first too when the tokenizer adds a BOS).
         ``prefix``: lm-evaluation-harness's ``loglikelihood_rolling`` -- the text without special tokens, every
         token predicted, the first after the prefix token (BOS, else EOS), windows as ``get_rolling_token_windows``
         with ``context_len=1`` (the last, shorter window keeps a full window of context).
+
+        Each window's logits come in slices of at most ``TEXT_LOGITS_ROWS`` positions, converted to float32 one
+        slice at a time: callers' log-softmax and top-k temporaries are then ``[TEXT_LOGITS_ROWS, vocab]``, not a
+        whole window's (a 250-token passage with SmolLM2's 49152-token vocabulary: 25 MB, not 49 MB each).
         """
         window = min(self.handle.max_length, 4096)
         if prefix:
             tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             for inputs, targets in rolling_windows(tokens, prefix_token_id(self.tokenizer), window):
-                logits = self.model(input_ids=torch.tensor([inputs], device=self.device)).logits[0].float().cpu()
-                yield torch.tensor(targets), logits[-len(targets) :]
+                logits = self.model(input_ids=torch.tensor([inputs], device=self.device)).logits[0]
+                yield from float_slices(targets, logits[-len(targets) :])
             return
         ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
         for start in range(0, max(len(ids) - 1, 0), window):
@@ -379,5 +383,15 @@ class HFBackend:
             if len(chunk) < 2:
                 break
             inputs = torch.tensor([chunk[:-1]], device=self.device)
-            logits = self.model(input_ids=inputs).logits[0].float().cpu()
-            yield torch.tensor(chunk[1:]), logits
+            yield from float_slices(chunk[1:], self.model(input_ids=inputs).logits[0])
+
+
+TEXT_LOGITS_ROWS = 128
+
+
+def float_slices(targets: list[int], logits: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(targets, float32 CPU logits) in consecutive slices of ``TEXT_LOGITS_ROWS`` positions (rows are independent:
+    a row's log-softmax or top-k is the same computed alone or with the others)."""
+    for start in range(0, len(targets), TEXT_LOGITS_ROWS):
+        stop = start + TEXT_LOGITS_ROWS
+        yield torch.tensor(targets[start:stop]), logits[start:stop].float().cpu()

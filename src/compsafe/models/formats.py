@@ -9,7 +9,8 @@ and a checkpoint that cannot load here fails with one line naming the format, wh
 
 What loads on a CPU machine (see shared/BACKENDS.md): compressed-tensors (llm-compressor output) with the
 ``compressed-tensors`` package; bitsandbytes 8-bit/nf4/fp4 with ``bitsandbytes`` and ``device_map="cpu"``;
-torchao int8/intx; GPTQ through ``gptqmodel`` + ``optimum``; HQQ and quanto with their packages. AWQ's
+torchao int8/intx; GPTQ through ``gptqmodel`` + ``optimum``, or -- where they are not installed -- dequantized
+by compsafe itself (2/4/8-bit layouts, ``models.gptq_packing``); HQQ and quanto with their packages. AWQ's
 packed kernels, EETQ, FBGEMM-FP8, AQLM, VPTQ, SpQR, HIGGS, MXFP4/NVFP4 and Marlin kernels need a CUDA GPU.
 """
 
@@ -137,6 +138,15 @@ def quantized_load_kwargs(folder: Path, device: torch.device) -> dict[str, Any]:
             f"install it, or {fallback}"
         )
     return dict(fmt.cpu_kwargs) if device.type != "cuda" else {}
+
+
+def decodes_gptq_here(folder: Path) -> bool:
+    """A GPTQ folder that compsafe decodes itself (``models.gptq_packing``): its ``quant_method`` is ``gptq`` and
+    gptqmodel/optimum, which transformers needs to load it, are not installed."""
+    quantization = read_quantization_config(folder)
+    if quantization is None or str(quantization.get("quant_method", "")).lower() != "gptq":
+        return False
+    return bool(_missing(FORMATS["gptq"].packages))
 
 
 def explain_failure(folder: Path, exc: BaseException) -> ModelLoadError | None:

@@ -250,6 +250,10 @@ def load_local(spec: str, options: LoadOptions) -> ModelHandle:
 
     if sparsity_layout(path):
         return load_sparse_folder(path, options, spec)
+    from compsafe.models import formats
+
+    if formats.decodes_gptq_here(path):
+        return load_gptq_folder(path, options, spec)
     ggufs = sorted(path.glob("*.gguf"))
     if ggufs and not any(path.glob("*.safetensors")):
         return load_pretrained(str(path), options, gguf_file=ggufs[0].name, source=spec)
@@ -347,24 +351,43 @@ def ready_handle(
 def load_sparse_folder(path: Path, options: LoadOptions, source: str) -> ModelHandle:
     """A compressed-tensors ``sparse-bitmask`` / ``sparse-24-bitmask`` folder, decoded here bit for bit
     (``models.sparse_bitmask``): transformers with compressed-tensors >= 0.15 ignores its ``sparsity_config``."""
+    from compsafe.models.sparse_bitmask import dense_state
+
+    return load_decoded_folder(path, options, source, dense_state, "sparse")
+
+
+def load_gptq_folder(path: Path, options: LoadOptions, source: str) -> ModelHandle:
+    """A GPTQ folder where gptqmodel/optimum are not installed: its layers dequantized here
+    (``models.gptq_packing``, the layout gptqmodel writes), evaluated as the weights the files encode."""
+    from compsafe.models.gptq_packing import dense_state
+
+    return load_decoded_folder(path, options, source, dense_state, "GPTQ")
+
+
+def load_decoded_folder(path: Path, options: LoadOptions, source: str, decode: Any, kind: str) -> ModelHandle:
+    """Build the model of ``path``'s config.json and fill it from ``decode(path)``: ``(state, decoded)``, the
+    state dict with every packed layer decoded to its ``[out, in]`` weight, and those layers' names."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.initialization import no_init_weights
-
-    from compsafe.models.sparse_bitmask import dense_state
+    from transformers.pytorch_utils import Conv1D
 
     device = resolve_device(options.device)
     common = {"trust_remote_code": options.trust_remote_code}
     try:
         config = AutoConfig.from_pretrained(path, **common)
         config.__dict__.pop("quantization_config", None)  # the weights are decoded to plain floats below
-        state = dense_state(path)
+        state, decoded = decode(path)
         tokenizer = AutoTokenizer.from_pretrained(path, **common)
     except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(f"cannot load sparse model from {path}: {str(exc).splitlines()[0]}") from exc
-    stored = next((t.dtype for t in state.values() if t.is_floating_point()), None)
+        raise ModelLoadError(f"cannot load {kind} model from {path}: {str(exc).splitlines()[0]}") from exc
+    stored = next((t.dtype for name, t in state.items()
+                   if t.is_floating_point() and name.rpartition(".")[0] not in decoded), None)
     dtype = resolve_dtype(options.dtype, device, stored)
     with no_init_weights():
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, **common)
+    for module in decoded:  # decoded weights are [out, in]: a Conv1D (GPT-2) holds [in, out]
+        if isinstance(_submodule(model, module), Conv1D):
+            state[f"{module}.weight"] = state[f"{module}.weight"].t().contiguous()
     missing, unexpected = model.load_state_dict(state, strict=False)
     model.tie_weights()
     parameters = dict(model.named_parameters(remove_duplicate=False))
@@ -377,3 +400,12 @@ def load_sparse_folder(path: Path, options: LoadOptions, source: str) -> ModelHa
         )
     model.to(device=device, dtype=dtype)  # buffers too, as load_pretrained casts them
     return ready_handle(model, tokenizer, source, str(path), device, dtype)
+
+
+def _submodule(model: Any, name: str) -> Any:
+    """``model``'s module ``name``, or None when the folder names one its config's model lacks (reported as an
+    unexpected tensor by the caller)."""
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        return None

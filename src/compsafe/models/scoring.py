@@ -104,6 +104,29 @@ def continuation_chunks(widths: list[int], row_chunk: int) -> list[list[int]]:
     return chunks
 
 
+SLICE_ELEMENTS = 1 << 22  # float32 log-probabilities computed at a time: 16 MiB, whatever the batch and vocabulary
+
+
+def target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(float32 log-softmax of ``logits [rows, width, vocab]`` at ``targets [rows, width]``, argmax [rows, width]),
+    on CPU, computed a few rows at a time.
+
+    Why: the whole float32 log-softmax of a 64-row chunk of continuations is ``[64, width, vocab]`` floats, beside
+    its float32 copy of the logits (SmolLM2, 49152 tokens, width 5: 63 MB each); only one value per position and
+    the argmax are kept. Rows are independent, so each value is what the whole-tensor computation gives.
+    """
+    rows, width, vocab = logits.shape
+    step = max(1, SLICE_ELEMENTS // max(width * vocab, 1))
+    chosen = torch.empty((rows, width), dtype=torch.float32)
+    argmax = torch.empty((rows, width), dtype=torch.long)
+    for start in range(0, rows, step):
+        stop = start + step
+        logprobs = torch.log_softmax(logits[start:stop].float(), dim=-1).cpu()
+        chosen[start:stop] = logprobs.gather(-1, targets[start:stop, :, None]).squeeze(-1)
+        argmax[start:stop] = logprobs.argmax(-1)
+    return chosen, argmax
+
+
 @torch.inference_mode()
 def score_groups(
     model: Any, groups: list[ContextGroup], *, pad: int, device: torch.device, row_chunk: int = 64
@@ -159,11 +182,11 @@ def score_groups(
             use_cache=True,
             **{cache_argument(model): cache},
         ).logits
-        later = torch.log_softmax(logits.float(), dim=-1).cpu()  # [rows, width, vocab]
         targets, valid = _right_padded([c[1:] for c in conts], 0)
         valid = valid.bool()
-        token_lp = later.gather(-1, targets[..., None]).squeeze(-1).masked_fill(~valid, 0.0)
-        greedy_later = ((later.argmax(-1) == targets) | ~valid).all(-1)
+        token_lp, argmax = target_logprobs(logits, targets)
+        token_lp = token_lp.masked_fill(~valid, 0.0)
+        greedy_later = ((argmax == targets) | ~valid).all(-1)
         for row, (g, r) in enumerate(rows):
             cont = groups[g].continuations[r]
             scored = torch.cat([first[g, cont[0]].reshape(1), token_lp[row, : len(cont) - 1]])

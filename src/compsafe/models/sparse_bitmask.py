@@ -105,10 +105,11 @@ def sparsity_layout(folder: Path) -> str | None:
     return layout if layout in LAYOUTS else None
 
 
-def dense_state(folder: Path) -> dict[str, torch.Tensor]:
+def dense_state(folder: Path) -> tuple[dict[str, torch.Tensor], set[str]]:
     """Every tensor of ``folder``'s safetensors files, sparse weights decoded to ``<module>.weight``, and the
     layers a mixed folder stores quantized (the int8 layers of a pruned ``+keep8`` variant) dequantized as
-    compressed-tensors does (``models.ct_quantized``)."""
+    compressed-tensors does (``models.ct_quantized``); and the names of the modules so decoded (their weights
+    are ``[out, in]``, which a ``Conv1D`` stores transposed)."""
     from safetensors.torch import load_file
 
     from compsafe.models.ct_quantized import QUANTIZED_LEAVES, dequantize, is_quantized_module, layer_bits
@@ -132,7 +133,7 @@ def dense_state(folder: Path) -> dict[str, torch.Tensor]:
             decode(weight) if module in sparse else dequantize(weight, layer_bits(quantization, module))
         )
         state.update({f"{module}.{k}": v for k, v in leaves.items() if k not in encoded})  # a bias stays as it is
-    return state
+    return state, sparse | quantized
 
 
 def _quantization_config(folder: Path) -> dict[str, Any] | None:

@@ -57,6 +57,8 @@ def _safetensors_tensors(folder: Path) -> dict[str, dict[str, tuple[int, int, in
                     shape_values = handle.get_tensor(name).flatten().tolist()
                     numel_unpacked = int(shape_values[0]) * int(shape_values[1])
                     modules[module]["_unpacked"] = (0, 2, numel_unpacked)
+                if leaf == "qweight":  # GPTQ: [in * bits / 32, out]; its weights are g_idx's length times out
+                    modules[module]["_outputs"] = (0, 0, int(shape[-1]))
                 modules[module][leaf] = (int(numel * size), len(shape), numel)
     return modules
 
@@ -66,7 +68,10 @@ _DTYPE_BYTES = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF1
 
 
 def _gptq_numel(module: dict[str, tuple[int, int, int]], bits: int | None) -> int:
-    """Weights in a GPTQ ``qweight`` ``[in * bits / 32, out]`` int32 matrix."""
+    """Weights in a GPTQ ``qweight`` ``[in * bits / 32, out]`` int32 matrix: ``in`` (``g_idx``'s length) times
+    ``out`` -- right for a layer whose width a ``dynamic`` override changed -- else from the config's bits."""
+    if "g_idx" in module:
+        return module["g_idx"][2] * module["_outputs"][2]
     return module["qweight"][2] * 32 // (bits or 4)
 
 
