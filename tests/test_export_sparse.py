@@ -74,12 +74,7 @@ def test_sparse_export_round_trips_exactly(tiny_llama_dir: Path, tmp_path: Path,
         return
     in_memory = load_model(str(tiny_llama_dir), options)
     apply_recipe(in_memory.model, recipe)
-    expected = in_memory.model.state_dict()
-    for name, tensor in loaded.model.state_dict().items():
-        assert torch.equal(tensor, expected[name]), name
-    batch = in_memory.tokenizer(["The cat sat on the mat because"], return_tensors="pt")
-    with torch.no_grad():
-        assert torch.equal(loaded.model(**batch).logits, in_memory.model(**batch).logits)
+    _assert_same_model(loaded, in_memory)
 
 
 def test_sparse_size_on_disk_is_the_accounting(tiny_tokenizer, tmp_path: Path) -> None:
@@ -153,12 +148,7 @@ def test_gpt2_conv1d_layers_export_sparse_and_round_trip_exactly(tiny_gpt2_dir: 
     assert torch.equal(decode(leaves), c_fc.detach().t())
     loaded = load_model(str(out), options)
     assert state_digest(loaded.model) == read_manifest(out)["state_digest"]
-    expected = in_memory.model.state_dict()
-    for name, tensor in loaded.model.state_dict().items():
-        assert torch.equal(tensor, expected[name]), name
-    batch = in_memory.tokenizer(["The cat sat on the mat because"], return_tensors="pt")
-    with torch.no_grad():
-        assert torch.equal(loaded.model(**batch).logits, in_memory.model(**batch).logits)
+    _assert_same_model(loaded, in_memory)
     on_disk = sum(f.stat().st_size for f in out.glob("*.safetensors"))
     accounted = read_manifest(out)["compression"]["packed_size_bytes"]
     assert abs(on_disk - accounted) <= 0.10 * accounted
@@ -179,6 +169,11 @@ def test_gpt2_pruned_keep8_packs_its_conv1d_int8_layers(tiny_gpt2_dir: Path, tmp
     loaded = load_model(str(out), options)
     in_memory = load_model(str(tiny_gpt2_dir), options)
     apply_recipe(in_memory.model, recipe)
+    _assert_same_model(loaded, in_memory)
+
+
+def _assert_same_model(loaded, in_memory) -> None:
+    """The reloaded export equals the in-memory variant: every tensor bit for bit, and the logits."""
     expected = in_memory.model.state_dict()
     for name, tensor in loaded.model.state_dict().items():
         assert torch.equal(tensor, expected[name]), name
