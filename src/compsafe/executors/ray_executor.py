@@ -116,8 +116,10 @@ def restore_auth_mode(previous: str | None) -> None:
         os.environ.pop(AUTH_MODE, None)
     else:
         os.environ[AUTH_MODE] = previous
-    from ray._raylet import AuthenticationTokenLoader, Config
-
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:  # a Ray from before token authentication: the environment was all there was
+        return
     Config.initialize("")  # re-reads the environment; the config before the token cache, as Ray's own tests do
     AuthenticationTokenLoader.instance().reset_cache()
 
