@@ -202,14 +202,10 @@ class HFBackend:
         drafting = self._drafting_for(config)
         shared = shared_prefix_length(encoded)  # what every prompt of this call starts with (the chat template's)
 
-        loop = self._greedy_loop_for(config)
+        if self._greedy_loop_for(config):
+            return self._greedy(drafting, encoded, config, eos, shared, progress)
 
         def run_batch(batch: list[int]) -> None:
-            if loop:
-                self._greedy_batch(drafting, batch, encoded, config, eos, outputs, shared)
-                if progress:
-                    progress(len(batch))
-                return
             rows = [encoded[i] for i in batch]
             prefix = None if self.static_cache else self.prefix_cache  # a static cache has fixed shapes
             prefixed = prefix.generate_inputs(rows, shared, kwargs["pad_token_id"] or 0) if prefix else None
@@ -256,27 +252,52 @@ class HFBackend:
             and plain_greedy_reason(self.model) is None
         )
 
-    def _greedy_batch(
-        self, role: DraftRole | None, batch: list[int], encoded: list[list[int]], config: GenerationConfig,
-        eos: Any, outputs: list[str], shared: int,
-    ) -> None:  # fmt: skip
-        """One greedy batch through ``draft_greedy``: a variant verifies the base's drafts where the study's
-        book has them; the base (and a variant without drafts) decodes token by token, finished rows leaving
-        the batch. The base records its tokens as drafts for the variants."""
-        prompts = [encoded[i] for i in batch]
+    def _greedy(
+        self, role: DraftRole | None, encoded: list[list[int]], config: GenerationConfig, eos: Any, shared: int,
+        progress: ProgressCallback | None,
+    ) -> list[str]:  # fmt: skip
+        """Greedy answers through ``draft_greedy``, longest prompts first, in batches whose stragglers join the
+        next batch: a variant verifies the base's drafts where the study's book has them; the base (and a
+        variant without drafts) decodes token by token, finished rows leaving the batch. The base records its
+        tokens as drafts. Out of memory: the batch size is halved and the call starts over (kept for later)."""
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+        prompts = [encoded[i] for i in order]
         drafts = [role.book.get(p, config) for p in prompts] if role is not None and not role.record else None
-        tokens, counts = draft_greedy(
-            self.model, prompts, drafts or [None] * len(prompts), max_new_tokens=config.max_new_tokens,
-            eos_ids=eos_set(eos), pad_id=self.tokenizer.pad_token_id or 0, device=self.device,
-            prefix_cache=self.prefix_cache, prefix_length=shared,
-        )  # fmt: skip
+        reported = 0
+
+        def finished(n: int) -> None:  # a restarted call re-finishes rows: report only new ones
+            nonlocal reported, done
+            done += n
+            if progress is not None and done > reported:
+                progress(done - reported)
+                reported = done
+
+        while True:
+            done = 0
+            try:
+                tokens, counts = draft_greedy(
+                    self.model, prompts, drafts or [None] * len(prompts), max_new_tokens=config.max_new_tokens,
+                    eos_ids=eos_set(eos), pad_id=self.tokenizer.pad_token_id or 0, device=self.device,
+                    prefix_cache=self.prefix_cache, prefix_length=shared, batch_size=self.batch_size,
+                    on_finished=finished,
+                )  # fmt: skip
+                break
+            except Exception as exc:
+                if not is_out_of_memory(exc) or self.batch_size == 1:
+                    raise
+                self.batch_size = max(1, min(self.batch_size, len(prompts)) // 2)
+                self.oom_backoffs += 1
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
         if role is not None and role.record:
             for prompt, row in zip(prompts, tokens, strict=True):
                 role.book.record(prompt, config, row)
         elif role is not None:
             role.counts.add(counts)
-        for row, index in enumerate(batch):
-            outputs[index] = self.tokenizer.decode(tokens[row], skip_special_tokens=True).strip()
+        outputs = [""] * len(encoded)
+        for position, index in enumerate(order):
+            outputs[index] = self.tokenizer.decode(tokens[position], skip_special_tokens=True).strip()
+        return outputs
 
     @torch.inference_mode()
     def next_token_logprobs(
