@@ -1,9 +1,10 @@
 """What the base-as-draft decoding and the shared-prefix cache save, and whether they change any answer.
 
 On the default model (or --model), for one generation probe's prompts, timed with the backend the probes use:
-the base generates with the prefix cache (compsafe's default; recording its answers as drafts) and without
-it (every prompt run whole, the old path); then the variant generates drafted (the default), plain with the
-prefix cache (``--no-draft``) and plain without it (the old path), and plain at batch size 1 as a noise
+the base generates with compsafe's greedy loop and the prefix cache (the default; finished rows leave the
+batch; recording its answers as drafts), with ``generate`` and the prefix cache, and with ``generate`` alone
+(every prompt run whole, the old path); then the variant generates drafted (the default), with the greedy loop
+without drafts (``--no-draft``) and on the old path, and on the old path at batch size 1 as a noise
 reference. Prints each variant time as a share of the base's, the share of identical answers, the share of
 tokens accepted from drafts, and for every answer that differs between drafted and the old path the
 variant's top-2 logit gap at the first differing token (recomputed on the unpadded prompt + common prefix):
@@ -48,30 +49,39 @@ def main() -> None:
     prompts = [item.data["prompt"] for item in build_probe(args.probe, args.limit).items]
     config = GenerationConfig(max_new_tokens=args.max_new_tokens)
 
-    def backend(*, prefix: bool = True, drafting: DraftRole | None = None, batch_size: int = args.batch_size):
+    def backend(*, prefix: bool = True, drafting: DraftRole | None = None, batch_size: int = args.batch_size,
+                loop: bool = True):  # fmt: skip
         made = HFBackend(handle, batch_size, drafting=drafting)
         made.prefix_cache = made.prefix_cache if prefix else None
+        made.greedy_loop = loop
         return made
 
     book = DraftBook()
-    _, base_seconds = timed(lambda: backend(drafting=DraftRole(book, "base", record=True)).generate(prompts, config))
-    _, base_whole_seconds = timed(lambda: backend(prefix=False).generate(prompts, config))
+    base_loop, base_seconds = timed(
+        lambda: backend(drafting=DraftRole(book, "base", record=True)).generate(prompts, config)
+    )
+    base_plain, base_generate_seconds = timed(lambda: backend(loop=False).generate(prompts, config))
+    _, base_whole_seconds = timed(lambda: backend(prefix=False, loop=False).generate(prompts, config))
     with applied(handle.model, args.recipe):
         role = DraftRole(book, args.recipe, record=False)
         drafted, drafted_seconds = timed(lambda: backend(drafting=role).generate(prompts, config))
         no_draft, no_draft_seconds = timed(lambda: backend().generate(prompts, config))
-        old, old_seconds = timed(lambda: backend(prefix=False).generate(prompts, config))
-        single, _ = timed(lambda: backend(prefix=False, batch_size=1).generate(prompts, config))
+        old, old_seconds = timed(lambda: backend(prefix=False, loop=False).generate(prompts, config))
+        single, _ = timed(lambda: backend(prefix=False, batch_size=1, loop=False).generate(prompts, config))
         counts = book.counts[args.recipe]
         print(f"model: {handle.source} ({handle.dtype}); variant {args.recipe}; probe {args.probe}: "
               f"{len(prompts)} prompts, batch {args.batch_size}, max_new_tokens {args.max_new_tokens}")  # fmt: skip
-        print(f"base generation: {base_seconds:.1f} s (prefix cache); {base_whole_seconds:.1f} s without it")
-        for name, seconds in (("drafted (default)", drafted_seconds), ("--no-draft (prefix cache)", no_draft_seconds),
-                              ("old path (no drafts, no prefix cache)", old_seconds)):  # fmt: skip
+        print(f"base generation: {base_seconds:.1f} s (compsafe's greedy loop: finished rows leave the batch, "
+              f"prefix cache); {base_generate_seconds:.1f} s with `generate` and the prefix cache; "
+              f"{base_whole_seconds:.1f} s old path (`generate`, no prefix cache)")  # fmt: skip
+        for name, seconds in (("drafted (default)", drafted_seconds),
+                              ("--no-draft (greedy loop, prefix cache)", no_draft_seconds),
+                              ("old path (`generate`, no drafts, no prefix cache)", old_seconds)):  # fmt: skip
             print(f"variant {name}: {seconds:.1f} s = {seconds / base_seconds:.0%} of the base's "
                   f"({seconds / base_whole_seconds:.0%} of the base's old path)")  # fmt: skip
         print(f"tokens accepted from drafts: {counts.accepted}/{counts.generated} "
               f"({counts.accepted / max(counts.generated, 1):.0%}); forward passes: {counts.forwards}")  # fmt: skip
+        print(f"base identical answers: greedy loop vs `generate` {agree(base_loop, base_plain)}")
         print(f"identical answers: drafted vs old path {agree(drafted, old)}, --no-draft vs old path "
               f"{agree(no_draft, old)}; noise reference: old path at batch 1 vs {args.batch_size} {agree(single, old)}")
         differing_gaps(handle, backend(prefix=False), prompts, book, config)

@@ -5,6 +5,7 @@ The two-node cluster (no shared store) is tested in test_ray_two_nodes.py."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from conftest import tiny_mcqa_run_args
 ray = pytest.importorskip("ray")
 
 
-def test_ray_executor_matches_local_run(tiny_llama_dir: Path, tmp_path: Path) -> None:
+def test_ray_executor_matches_local_run(tiny_llama_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     common = [
         "run",
         "--model",
@@ -39,6 +41,11 @@ def test_ray_executor_matches_local_run(tiny_llama_dir: Path, tmp_path: Path) ->
     assert "ray: 2 base and 4 variant task(s)" in distributed.output
     assert distributed.output.count(" done on node ") == 6  # each task's rows committed as it finished
     assert "building" not in distributed.output  # the driver found every record in the store
+    # the local Ray's token mode ends with the run: a later run joining a cluster without token auth must not
+    # reject its workers' calls (OwnerDiedError; test_ray_two_nodes runs after this in the same process)
+    assert "RAY_AUTH_MODE" not in os.environ
+    if hasattr(ray._raylet, "get_authentication_mode"):  # a Ray with token authentication: its cached config too
+        assert ray._raylet.get_authentication_mode() == ray._raylet.AuthenticationMode.DISABLED
     local = runner.invoke(app, [*common, "--out", str(tmp_path / "local")])
     assert local.exit_code == 0, local.output
 

@@ -16,7 +16,10 @@ The driver then runs the ordinary local runner, which finds every record in the 
 from __future__ import annotations
 
 import json
+import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from compsafe.config import RunConfig
@@ -26,6 +29,7 @@ from compsafe.runner import RunPlan, VariantSpec
 from compsafe.store import ResultStore, StoreRows
 
 MAX_RETRIES = 3  # a task whose worker died is rerun this many times before the run fails
+AUTH_MODE = "RAY_AUTH_MODE"  # Ray's switch for token authentication, read from this process's environment
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -98,6 +102,43 @@ def connect(ray: Any, config: RunConfig) -> bool:
     return True
 
 
+def restore_auth_mode(previous: str | None) -> None:
+    """Put this process's Ray authentication mode back to ``previous`` (the ``RAY_AUTH_MODE`` before ``ray.init``).
+
+    A ``ray.init()`` that starts a local Ray (or joins ``auto`` with a saved token) sets ``RAY_AUTH_MODE=token`` in
+    ``os.environ`` and in Ray's cached config, and ``ray.shutdown()`` leaves it so. A later run in the same process
+    that joins a cluster without token authentication then rejects its workers' calls back to the driver (the
+    owner of every object the driver put), and every task fails with ``OwnerDiedError``.
+    """
+    if os.environ.get(AUTH_MODE) == previous:
+        return
+    if previous is None:
+        os.environ.pop(AUTH_MODE, None)
+    else:
+        os.environ[AUTH_MODE] = previous
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:  # a Ray from before token authentication: the environment was all there was
+        return
+    Config.initialize("")  # re-reads the environment; the config before the token cache, as Ray's own tests do
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+@contextmanager
+def session(ray: Any, config: RunConfig) -> Iterator[None]:
+    """Ray joined or started for one run; left as it was found, this process's authentication mode included."""
+    previous = os.environ.get(AUTH_MODE)
+    started_here = False
+    try:
+        started_here = connect(ray, config)
+        yield
+    finally:
+        if started_here:
+            ray.shutdown()
+        if not ray.is_initialized():  # a Ray the caller had joined before keeps its mode
+            restore_auth_mode(previous)
+
+
 def result(ray: Any, ref: Any, label: str) -> dict[str, Any]:
     """A finished task's report; its user error (one line) or a lost-worker failure past the retries as a
     ``CompsafeError``, anything else (a bug) as it is."""
@@ -164,7 +205,13 @@ def precompute_with_ray(config: RunConfig, observer: Any) -> list[dict[str, Any]
     from compsafe.runner import plan_run
 
     plan = plan_run(config)  # every user error surfaces on the driver, before a cluster is touched
-    started_here = connect(ray, config)
+    with session(ray, config):
+        return run_tasks(ray, plan, observer)
+
+
+def run_tasks(ray: Any, plan: RunPlan, observer: Any) -> list[dict[str, Any]]:
+    """Submit every task of ``plan`` to the joined Ray and commit each task's rows as it arrives."""
+    config = plan.config
     config.out.mkdir(parents=True, exist_ok=True)
     store = ResultStore(config.store_path)
     reports: list[dict[str, Any]] = []
@@ -189,6 +236,4 @@ def precompute_with_ray(config: RunConfig, observer: Any) -> list[dict[str, Any]
         for ref in pending:  # a failed run leaves nothing running on a cluster it joined
             ray.cancel(ref)
         store.close()
-        if started_here:
-            ray.shutdown()
     return reports

@@ -104,6 +104,10 @@ class HFBackend:
         self.drafting = drafting
         # the chat template's shared prefix, run once per model (None: every prompt runs whole)
         self.prefix_cache: PrefixCache | None = PrefixCache(self.model, self.device)
+        # greedy batches run compsafe's own decode loop (models.drafting.draft_greedy), where a finished row
+        # leaves the batch; ``generate`` keeps computing finished rows until the longest ends. False: plain
+        # ``generate`` for greedy batches too (benchmarks compare the two)
+        self.greedy_loop = True
 
     def _batched(self, lengths: Sequence[int], run_batch: Callable[[list[int]], None]) -> None:
         """Call ``run_batch`` on length-sorted batches, halving the batch size on out-of-memory.
@@ -202,11 +206,10 @@ class HFBackend:
         drafting = self._drafting_for(config)
         shared = shared_prefix_length(encoded)  # what every prompt of this call starts with (the chat template's)
 
+        if self._greedy_loop_for(config):
+            return self._greedy(drafting, encoded, config, eos, shared, progress)
+
         def run_batch(batch: list[int]) -> None:
-            if drafting is not None and self._drafted_batch(drafting, batch, encoded, config, eos, outputs, shared):
-                if progress:
-                    progress(len(batch))
-                return
             rows = [encoded[i] for i in batch]
             prefix = None if self.static_cache else self.prefix_cache  # a static cache has fixed shapes
             prefixed = prefix.generate_inputs(rows, shared, kwargs["pad_token_id"] or 0) if prefix else None
@@ -243,26 +246,62 @@ class HFBackend:
             return None
         return role
 
-    def _drafted_batch(
-        self, role: DraftRole, batch: list[int], encoded: list[list[int]], config: GenerationConfig,
-        eos: Any, outputs: list[str], shared: int,
-    ) -> bool:  # fmt: skip
-        """A variant's batch decoded by verifying the base's drafts (False: no draft in it, decode plainly)."""
-        if role.record:
-            return False
-        prompts = [encoded[i] for i in batch]
-        drafts = [role.book.get(p, config) for p in prompts]
-        if not any(drafts):
-            return False
-        tokens, counts = draft_greedy(
-            self.model, prompts, drafts, max_new_tokens=config.max_new_tokens, eos_ids=eos_set(eos),
-            pad_id=self.tokenizer.pad_token_id or 0, device=self.device, prefix_cache=self.prefix_cache,
-            prefix_length=shared,
-        )  # fmt: skip
-        role.counts.add(counts)
-        for row, index in enumerate(batch):
-            outputs[index] = self.tokenizer.decode(tokens[row], skip_special_tokens=True).strip()
-        return True
+    def _greedy_loop_for(self, config: GenerationConfig) -> bool:
+        """Whether this call's batches run compsafe's greedy loop: greedy, a dynamic cache (the GPU's static
+        cache has fixed shapes), and a model whose ``generate`` the loop reproduces."""
+        return (
+            self.greedy_loop
+            and not config.do_sample
+            and not self.static_cache
+            and plain_greedy_reason(self.model) is None
+        )
+
+    def _greedy(
+        self, role: DraftRole | None, encoded: list[list[int]], config: GenerationConfig, eos: Any, shared: int,
+        progress: ProgressCallback | None,
+    ) -> list[str]:  # fmt: skip
+        """Greedy answers through ``draft_greedy``, longest prompts first, in batches whose stragglers join the
+        next batch: a variant verifies the base's drafts where the study's book has them; the base (and a
+        variant without drafts) decodes token by token, finished rows leaving the batch. The base records its
+        tokens as drafts. Out of memory: the batch size is halved and the call starts over (kept for later)."""
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+        prompts = [encoded[i] for i in order]
+        drafts = [role.book.get(p, config) for p in prompts] if role is not None and not role.record else None
+        reported = 0
+
+        def finished(n: int) -> None:  # a restarted call re-finishes rows: report only new ones
+            nonlocal reported, done
+            done += n
+            if progress is not None and done > reported:
+                progress(done - reported)
+                reported = done
+
+        while True:
+            done = 0
+            try:
+                tokens, counts = draft_greedy(
+                    self.model, prompts, drafts or [None] * len(prompts), max_new_tokens=config.max_new_tokens,
+                    eos_ids=eos_set(eos), pad_id=self.tokenizer.pad_token_id or 0, device=self.device,
+                    prefix_cache=self.prefix_cache, prefix_length=shared, batch_size=self.batch_size,
+                    on_finished=finished,
+                )  # fmt: skip
+                break
+            except Exception as exc:
+                if not is_out_of_memory(exc) or self.batch_size == 1:
+                    raise
+                self.batch_size = max(1, min(self.batch_size, len(prompts)) // 2)
+                self.oom_backoffs += 1
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+        if role is not None and role.record:
+            for prompt, row in zip(prompts, tokens, strict=True):
+                role.book.record(prompt, config, row)
+        elif role is not None:
+            role.counts.add(counts)
+        outputs = [""] * len(encoded)
+        for position, index in enumerate(order):
+            outputs[index] = self.tokenizer.decode(tokens[position], skip_special_tokens=True).strip()
+        return outputs
 
     @torch.inference_mode()
     def next_token_logprobs(

@@ -22,7 +22,7 @@ variants agree with the base costs one forward pass plus a few short decode step
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,83 +238,189 @@ def draft_greedy(
     device: torch.device | str = "cpu",
     prefix_cache: PrefixCache | None = None,
     prefix_length: int = 0,
+    batch_size: int | None = None,
+    on_finished: Callable[[int], None] | None = None,
 ) -> tuple[list[list[int]], DraftCounts]:
     """Greedy continuations of ``prompts`` (token ids, up to and including EOS), verified against ``drafts``.
 
     Equal to ``model.generate(..., do_sample=False)`` on the left-padded batch up to floating-point
     summation order; a draft only decides how many tokens one forward pass can confirm. ``prefix_cache``:
     the prompts' first ``prefix_length`` tokens (shared by all) come from it instead of being run per row.
-    """
-    from transformers.cache_utils import DynamicCache
 
+    ``batch_size`` (default: all prompts in one batch): new prompts start in batches of that many, in the
+    order given (the caller sorts them by length). A batch's last few rows -- those still decoding once at
+    most a quarter of the batch is left, typically answers that parted from their draft or run to the
+    budget -- join the next batch instead of stepping alone: a decode pass costs about the same for 2 rows as
+    for 32 on a CPU or a GPU, so a batch's stragglers would otherwise cost as many passes as the whole batch.
+    A pass then runs at most ``batch_size + batch_size // 4`` rows, of short blocks: the batch's first pass
+    (prompts and whole drafts) stays the largest.
+    ``on_finished(n)``: n more rows have finished (progress).
+    """
     rows = _Rows([list(d or []) for d in drafts], max_new_tokens, eos_ids)
     counts = DraftCounts(rows=sum(1 for d in drafts if d))
-    prefix, cache = (0, DynamicCache(config=model.config))
-    if prefix_cache is not None:
-        prefix, cache = prefix_cache.start(prompts, prefix_length)
-    cache_arg = cache_keyword(model)
-    active = list(range(len(prompts)))  # original row index of each cache row
-    ids, mask, positions, proposals = _first_block(rows, prompts, prefix, pad_id)
-    ends = [ids.shape[1]] * len(active)  # block column after each row's last real token
-    keep = max(len(q) for q in proposals.values()) + 1
-    redrafted = False
-    while True:
-        logits = model(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            position_ids=positions.to(device),
-            use_cache=True,
-            logits_to_keep=keep,
-            **{cache_arg: cache},
-        ).logits
-        counts.forwards += 1
-        predicted = logits[:, -keep:, :].argmax(-1).cpu()  # [rows, keep]: the variant's own next tokens
-        block_width = ids.shape[1]
-        offset = block_width - keep  # block column of the first kept logit
-        block_start = mask.shape[1] - block_width  # cache column of the block's first column
-        for cache_row, row in enumerate(active):
-            proposal = proposals[row]
-            # the prediction after the row's last confirmed token, then one after each proposed token
-            first = ends[cache_row] - len(proposal) - 1
-            guess = predicted[cache_row, first - offset : ends[cache_row] - offset].tolist()
-            k = accepted_prefix(guess, proposal)
-            before = len(rows.outputs[row])
-            rows.take(row, guess[: k + 1])
-            counts.accepted += min(k, len(rows.outputs[row]) - before)
-            if redrafted:  # the first block verified the base's whole answer; later blocks are re-drafts
-                rows.adapt(row, len(proposal), k)
-            # rejected proposal tokens stay in the cache as masked-out holes
-            mask[cache_row, block_start + first + 1 + k : block_start + ends[cache_row]] = 0
-        still = [i for i, row in enumerate(active) if not rows.done[row]]
-        if not still:
-            break
-        if len(still) < len(active):
-            index = torch.tensor(still, dtype=torch.long)
-            cache.batch_select_indices(index.to(device))
-            mask = mask[index]
-            active = [active[i] for i in still]
-        mask = _crop_common_holes(cache, mask)
-        # next block: each row's last token, then a re-draft from the base's answer where one lines up
-        proposals = {row: rows.redraft(row) for row in active}
-        blocks = [[rows.outputs[row][-1], *proposals[row]] for row in active]
-        ids, block_mask = _padded(blocks, pad_id, left=False)
-        ends = [len(b) for b in blocks]
-        positions = mask.sum(-1)[:, None] + torch.arange(ids.shape[1])[None, :]  # counting valid tokens only
-        mask = torch.cat([mask, block_mask], dim=-1)
-        keep, redrafted = ids.shape[1], True
+    size = max(1, batch_size or len(prompts))
+    straggling = size // 4
+    context = _Context(model, device, pad_id, prefix_cache, prefix_length, counts, on_finished)
+    carried: _Group | None = None
+    start = 0
+    while start < len(prompts):
+        members = list(range(start, min(start + size, len(prompts))))
+        start += len(members)
+        group = _Group.first(context, rows, prompts, members)
+        group.step(rows)
+        if carried is not None and group.active:
+            group.absorb(carried)
+        elif carried is not None:  # the whole batch ended with its drafts: the stragglers go on alone
+            group = carried
+        while group.active and len(group.active) > straggling:
+            group.step(rows)
+        carried = group if group.active else None
+    while carried is not None and carried.active:
+        carried.step(rows)
     counts.generated = sum(len(o) for o in rows.outputs)
     return rows.outputs, counts
 
 
+@dataclass
+class _Context:
+    """What every group of one ``draft_greedy`` call shares."""
+
+    model: Any
+    device: torch.device | str
+    pad_id: int
+    prefix_cache: PrefixCache | None
+    prefix_length: int
+    counts: DraftCounts
+    on_finished: Callable[[int], None] | None
+
+
+class _Group:
+    """Rows decoding together: their KV cache, the attention mask over it plus the next block, and the block.
+
+    The block is each row's next input: first the prompt (after the cached prefix) and the whole draft,
+    left-padded; then the row's last token and a re-draft, right-padded. ``ends[i]``: block column after
+    row ``i``'s last real token. Rejected tokens and padding stay in the cache as masked-out holes.
+    """
+
+    def __init__(self, context: _Context, cache: Any, active: list[int], ids: torch.Tensor, mask: torch.Tensor,
+                 positions: torch.Tensor, proposals: dict[int, list[int]], ends: list[int], keep: int,
+                 redrafted: bool) -> None:  # fmt: skip
+        self.context, self.cache, self.active = context, cache, active
+        self.ids, self.mask, self.positions = ids, mask, positions
+        self.proposals, self.ends, self.keep, self.redrafted = proposals, ends, keep, redrafted
+
+    @classmethod
+    def first(cls, context: _Context, rows: _Rows, prompts: Sequence[Sequence[int]], members: list[int]) -> _Group:
+        """The group of ``members``: prompt + draft as its first block, the cached prefix in its cache."""
+        from transformers.cache_utils import DynamicCache
+
+        chosen = [prompts[m] for m in members]
+        prefix, cache = 0, DynamicCache(config=context.model.config)
+        if context.prefix_cache is not None:
+            prefix, cache = context.prefix_cache.start(chosen, context.prefix_length)
+        ids, mask, positions, proposals = _first_block(rows, members, chosen, prefix, context.pad_id)
+        keep = max(len(q) for q in proposals.values()) + 1
+        return cls(context, cache, list(members), ids, mask, positions, proposals, [ids.shape[1]] * len(members),
+                   keep, redrafted=False)  # fmt: skip
+
+    def step(self, rows: _Rows) -> None:
+        """One forward pass over the block: accept each row's confirmed tokens, drop finished rows, and lay
+        out the next block."""
+        context = self.context
+        logits = context.model(
+            input_ids=self.ids.to(context.device),
+            attention_mask=self.mask.to(context.device),
+            position_ids=self.positions.to(context.device),
+            use_cache=True,
+            logits_to_keep=self.keep,
+            **{cache_keyword(context.model): self.cache},
+        ).logits
+        context.counts.forwards += 1
+        predicted = logits[:, -self.keep :, :].argmax(-1).cpu()  # [rows, keep]: the variant's own next tokens
+        del logits
+        block_width = self.ids.shape[1]
+        offset = block_width - self.keep  # block column of the first kept logit
+        block_start = self.mask.shape[1] - block_width  # cache column of the block's first column
+        for cache_row, row in enumerate(self.active):
+            proposal = self.proposals[row]
+            # the prediction after the row's last confirmed token, then one after each proposed token
+            first = self.ends[cache_row] - len(proposal) - 1
+            guess = predicted[cache_row, first - offset : self.ends[cache_row] - offset].tolist()
+            k = accepted_prefix(guess, proposal)
+            before = len(rows.outputs[row])
+            rows.take(row, guess[: k + 1])
+            context.counts.accepted += min(k, len(rows.outputs[row]) - before)
+            if self.redrafted:  # the first block verified the base's whole answer; later blocks are re-drafts
+                rows.adapt(row, len(proposal), k)
+            # rejected proposal tokens stay in the cache as masked-out holes
+            self.mask[cache_row, block_start + first + 1 + k : block_start + self.ends[cache_row]] = 0
+        still = [i for i, row in enumerate(self.active) if not rows.done[row]]
+        if len(still) < len(self.active):
+            if context.on_finished is not None:
+                context.on_finished(len(self.active) - len(still))
+            if not still:
+                self.active = []
+                return
+            index = torch.tensor(still, dtype=torch.long)
+            self.cache.batch_select_indices(index.to(context.device))
+            self.mask = self.mask[index]
+            self.active = [self.active[i] for i in still]
+        self.mask = _crop_common_holes(self.cache, self.mask)
+        # next block: each row's last token, then a re-draft from the base's answer where one lines up
+        self.proposals = {row: rows.redraft(row) for row in self.active}
+        blocks = [[rows.outputs[row][-1], *self.proposals[row]] for row in self.active]
+        self.ids, block_mask = _padded(blocks, context.pad_id, left=False)
+        self.ends = [len(b) for b in blocks]
+        self.positions = self.mask.sum(-1)[:, None] + torch.arange(self.ids.shape[1])[None, :]  # valid tokens only
+        self.mask = torch.cat([self.mask, block_mask], dim=-1)
+        self.keep, self.redrafted = self.ids.shape[1], True
+
+    def absorb(self, other: _Group) -> None:
+        """Take ``other``'s rows into this group (both between steps, past their first block): the shorter
+        cache gets masked-out columns on the left, the narrower block padding on the right. Cache columns
+        hold keys that already carry their positions, so where a column sits changes nothing."""
+        width = max(self.ids.shape[1], other.ids.shape[1])
+        columns = max(self.mask.shape[1] - self.ids.shape[1], other.mask.shape[1] - other.ids.shape[1])
+        parts = [group._widened(columns, width) for group in (self, other)]
+        for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
+            if not (mine.is_initialized and theirs.is_initialized):  # a layer sharing another's cache
+                continue
+            mine.keys = torch.cat([_left_zeros(mine.keys, columns), _left_zeros(theirs.keys, columns)])
+            mine.values = torch.cat([_left_zeros(mine.values, columns), _left_zeros(theirs.values, columns)])
+        self.ids, self.positions, self.mask = (torch.cat([a[n] for a in parts]) for n in range(3))
+        self.active = self.active + other.active
+        self.proposals = {**self.proposals, **other.proposals}
+        self.ends = self.ends + other.ends
+        self.keep = width
+
+    def _widened(self, columns: int, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This group's block ids, positions and mask for a cache of ``columns`` columns and a block of ``width``."""
+        block = self.ids.shape[1]
+        cached, block_mask = self.mask[:, : self.mask.shape[1] - block], self.mask[:, -block:]
+        more = width - block
+        ids = torch.nn.functional.pad(self.ids, (0, more), value=self.context.pad_id)
+        positions = torch.nn.functional.pad(self.positions, (0, more), value=0)
+        mask = torch.cat([torch.nn.functional.pad(cached, (columns - cached.shape[1], 0)),
+                          torch.nn.functional.pad(block_mask, (0, more))], dim=-1)  # fmt: skip
+        return ids, positions, mask
+
+
+def _left_zeros(states: torch.Tensor, columns: int) -> torch.Tensor:
+    """KV states ``[rows, heads, length, dim]`` with zero (masked-out) columns prepended up to ``columns``."""
+    missing = columns - states.shape[-2]
+    return torch.nn.functional.pad(states, (0, 0, missing, 0)) if missing > 0 else states
+
+
 def _first_block(
-    rows: _Rows, prompts: Sequence[Sequence[int]], prefix: int, pad_id: int
+    rows: _Rows, members: list[int], prompts: Sequence[Sequence[int]], prefix: int, pad_id: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[int, list[int]]]:
-    """Each row's prompt after the cached ``prefix`` + its draft (cut to what the budget can check),
+    """Each member's prompt after the cached ``prefix`` + its draft (cut to what the budget can check),
     left-padded: ids, the attention mask over prefix + block, positions counting real tokens, proposals."""
-    proposals = {row: rows.drafts[row][: max(rows.room(row), 0)] for row in range(len(prompts))}
-    ids, mask = _padded([list(prompts[row][prefix:]) + proposals[row] for row in proposals], pad_id, left=True)
+    proposals = {row: rows.drafts[row][: max(rows.room(row), 0)] for row in members}
+    blocks = [list(prompt[prefix:]) + proposals[row] for row, prompt in zip(members, prompts, strict=True)]
+    ids, mask = _padded(blocks, pad_id, left=True)
     positions = prefix + (mask.cumsum(-1) - 1).clamp(min=0)
-    mask = torch.cat([torch.ones((len(prompts), prefix), dtype=torch.long), mask], dim=-1)
+    mask = torch.cat([torch.ones((len(members), prefix), dtype=torch.long), mask], dim=-1)
     return ids, mask, positions, proposals
 
 
