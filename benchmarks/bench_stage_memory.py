@@ -30,7 +30,7 @@ def status_kib() -> dict[str, int]:
     with open("/proc/self/status", encoding="ascii") as handle:
         for line in handle:
             name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
+            if name in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 fields[name] = int(value.split()[0])
     return fields
 
@@ -52,7 +52,8 @@ def stage(name: str, work: Callable[[], Any]) -> Any:
     after = status_kib()
     print(
         f"{name:34} before {before / 1024:6.0f}  peak {after['VmHWM'] / 1024:6.0f}  "
-        f"rise {(after['VmHWM'] - before) / 1024:+5.0f}  after {after['VmRSS'] / 1024:6.0f}  ({seconds:.0f} s)",
+        f"rise {(after['VmHWM'] - before) / 1024:+5.0f}  after {after['VmRSS'] / 1024:6.0f} "
+        f"(anon {after['RssAnon'] / 1024:4.0f}, file {after['RssFile'] / 1024:4.0f})  ({seconds:.0f} s)",
         flush=True,
     )
     return result

@@ -34,6 +34,7 @@ from compsafe.compress.registry import METHODS
 from compsafe.compress.sequential import CompressBlock, LinearInputs, compress_sequentially
 from compsafe.compress.targets import compressible_linears, weight_view
 from compsafe.errors import RecipeError
+from compsafe.memory import trim_freed_memory
 from compsafe.models.sparse_bitmask import BITMASK, BITMASK_24, encoded_bytes
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ class LinearMethod:
             if outcome.grid is not None:
                 grids[name] = outcome.grid.on_cpu()
             hessian = outcome.hessian
-            return LayerReport(
+            report = LayerReport(
                 name=name,
                 numel=view.numel(),
                 bits_per_weight=bits,
@@ -146,6 +147,10 @@ class LinearMethod:
                 relative_error=relative_error(original, view),
                 output_error=output_error(original, view.float(), hessian) if hessian is not None else None,
             )
+            # this layer's float32 temporaries go back to the OS before the next layer's are made: glibc would
+            # otherwise keep them, and the heap grew by ~230 MiB over one int8 build of compsafe-demo
+            trim_freed_memory()
+            return report
 
         if self.needs:
             if calibration is None:
