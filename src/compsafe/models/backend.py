@@ -411,7 +411,8 @@ class HFBackend:
 
         Each window's logits come in slices of at most ``TEXT_LOGITS_ROWS`` positions, converted to float32 one
         slice at a time: callers' log-softmax and top-k temporaries are then ``[TEXT_LOGITS_ROWS, vocab]``, not a
-        whole window's (a 250-token passage with SmolLM2's 49152-token vocabulary: 25 MB, not 49 MB each).
+        whole window's (with SmolLM2's 49152-token vocabulary: 6 MB each, not 49 MB for a 250-token passage; the
+        probe held about four such temporaries at once, and 32 rows keep the slices' overhead negligible).
         """
         window = min(self.handle.max_length, 4096)
         if prefix:
@@ -429,7 +430,7 @@ class HFBackend:
             yield from float_slices(chunk[1:], self.model(input_ids=inputs).logits[0])
 
 
-TEXT_LOGITS_ROWS = 128
+TEXT_LOGITS_ROWS = 32
 
 
 def float_slices(targets: list[int], logits: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
