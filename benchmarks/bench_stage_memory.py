@@ -2,13 +2,16 @@
 
 Before each stage the kernel's high-water mark is reset (``/proc/self/clear_refs`` = 5); after it the script
 prints the resident set before, the stage's peak, the peak's rise over "before" (the stage's transient) and
-what stayed resident. Stages: load the base, the ensemble judge, each default probe on the base, the weight
-snapshot, then per variant: build, each probe on the variant (drafted from the base, as a run does), restore.
-Each probe sees ``--items`` items (default 32: one full chunk of the runner at batch 16, the shapes a full run
-uses; perplexity sees at most 8 passages, which are scored one at a time).
+what stayed resident after the heap's free pages were handed back (``compsafe.memory.trim_freed_memory``, as
+the runner does after each chunk of items, variant build and restore). Stages: load the base, the ensemble
+judge, each default probe on the base, the weight snapshot, then per variant: build, each probe on the variant
+(drafted from the base, as a run does), restore.
+Each probe sees ``--items`` items (default 64: one full chunk of the runner at its default batch size of 32, the
+shapes a full run uses; perplexity sees at most 8 passages, which are scored one at a time).
 
-Usage: python benchmarks/bench_stage_memory.py [--items 32] [--variants int8,int4-g128,mag-50,2:4]
-[--probe-variants int8] [--dtype auto] [--model PATH]. Linux only; prints figures, asserts nothing.
+Usage: python benchmarks/bench_stage_memory.py [--items 64] [--batch-size 32]
+[--variants int8,int4-g128,mag-50,2:4] [--probe-variants int8]
+[--dtype auto] [--model PATH]. Linux only; prints figures, asserts nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import gc
 import time
 from collections.abc import Callable
 from typing import Any
+
+from compsafe.memory import trim_freed_memory
 
 
 def status_kib() -> dict[str, int]:
@@ -43,6 +48,7 @@ def stage(name: str, work: Callable[[], Any]) -> Any:
     started = time.perf_counter()
     result = work()
     seconds = time.perf_counter() - started
+    trim_freed_memory()  # as the runner does after each chunk, build and restore
     after = status_kib()
     print(
         f"{name:34} before {before / 1024:6.0f}  peak {after['VmHWM'] / 1024:6.0f}  "
@@ -54,7 +60,8 @@ def stage(name: str, work: Callable[[], Any]) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=32)
+    parser.add_argument("--items", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32, help="the run's default (chunks of twice this)")
     parser.add_argument("--variants", default="int8,int4-g128,mag-50,2:4")
     parser.add_argument("--probe-variants", default="int8", help="variants whose probes run (others: build only)")
     parser.add_argument("--probes", default="refusal,over_refusal,perplexity,mcqa")
@@ -89,10 +96,10 @@ def main() -> None:
     ]
 
     def probe_all(label: str, is_base: bool) -> None:
-        backend = HFBackend(handle, 16, drafting=DraftRole(book, label, record=is_base))
+        backend = HFBackend(handle, args.batch_size, drafting=DraftRole(book, label, record=is_base))
         for probe in probes:
             context = ProbeContext(
-                backend=backend, judge=judge, generation=generation, is_base=is_base, chunk_size=32,
+                backend=backend, judge=judge, generation=generation, is_base=is_base, chunk_size=2 * args.batch_size,
                 save_artifact=artifacts.__setitem__, load_base_artifact=artifacts.get,
             )  # fmt: skip
             stage(f"{label} {probe.name}", lambda p=probe, c=context: [r for b in p.evaluate(p.items, c) for r in b])

@@ -34,6 +34,7 @@ from compsafe.config import RunConfig
 from compsafe.errors import ModelLoadError, RecipeError
 from compsafe.integrity import weights_digest
 from compsafe.judges import get_judge
+from compsafe.memory import trim_freed_memory
 from compsafe.metrics import drift_measures, scan_probes
 from compsafe.models import GenerationConfig, HFBackend, LoadOptions, ModelHandle, load_model
 from compsafe.models.cost import handle_cost
@@ -158,6 +159,7 @@ class Evaluator:
                 for batch in probe.evaluate(todo, context):
                     self.store.put_records(key, [(r["item_id"], digests[r["item_id"]], r) for r in batch])
                     self.on_commit()
+                    trim_freed_memory()  # the next chunk starts from what the run holds (compsafe.memory)
                 self.probe_seconds.setdefault(label, {})[probe.name] = round(time.perf_counter() - probe_started, 2)
                 self.observer.done(description)
             stored = self.store.records(key)
@@ -242,6 +244,7 @@ class Study:
         observer.stage(f"loading {config.model or 'the embedded default model'}")
         handle = load_model(config.model, options)
         check_finite_base(handle)
+        trim_freed_memory()  # the loader's temporaries
         base_digest = weights_digest(Path(handle.resolved_path)) if Path(handle.resolved_path).exists() else None
         base_identity = {
             "weights": base_digest or handle.resolved_path,
@@ -332,6 +335,7 @@ class Study:
         self.snapshot = self.snapshot or WeightSnapshot(self.handle.model, self.handle.weight_files(), spill=True)
         self.observer.stage(f"building {variant.label}")
         with applied(self.handle.model, variant.config, calibration, snapshot=self.snapshot) as built:
+            trim_freed_memory()  # the compression method's per-layer temporaries
             info = {
                 "recipe": variant.config.recipe,
                 "config": variant.config.to_dict(),
@@ -358,6 +362,7 @@ class Study:
                 if self.plan.config.artefact_cost:  # the files `compsafe compress` would write, measured
                     info["cost"] = recipe_cost(self.handle, built.report)
                     self.store.put_variant(key, info)
+        trim_freed_memory()  # the restore's reads
         return info
 
     def path_variant(self, variant: VariantSpec) -> None:

@@ -113,8 +113,11 @@ class HFBackend:
         """Call ``run_batch`` on length-sorted batches, halving the batch size on out-of-memory.
 
         The longest batch comes first, so a size that survives it survives the rest; the reduced size is
-        kept for later calls on this backend.
+        kept for later calls on this backend. After each batch the heap's free pages go back to the OS
+        (``memory.trim_freed_memory``): the next batch, or stage, starts from what the run holds.
         """
+        from compsafe.memory import trim_freed_memory
+
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         start = 0
         while start < len(order):
@@ -129,6 +132,7 @@ class HFBackend:
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 continue
+            trim_freed_memory()
             start += len(batch)
 
     # ----- prompt formatting -------------------------------------------------------------------------------
