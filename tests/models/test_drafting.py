@@ -10,7 +10,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from compsafe.models.drafting import DraftBook, DraftRole, draft_greedy, lookup_draft, plain_greedy_reason
+from compsafe.models.drafting import (
+    DraftBook,
+    DraftRole,
+    draft_greedy,
+    lookup_draft,
+    padded_block_width,
+    plain_greedy_reason,
+)
 from conftest import tiny_gpt2, tiny_llama
 from greedy_helpers import PAD, hf_greedy, perturbed, random_prompts
 
@@ -88,6 +95,39 @@ def test_stragglers_join_the_next_batch_and_answers_stay_equal(pair, batch_size,
         alone += one.forwards
     # the stragglers shared the next batches' passes (without drafts a batch's rows often end together)
     assert counts.forwards < alone if with_drafts else counts.forwards <= alone
+
+
+def test_a_variant_that_parts_early_gets_shorter_first_drafts(pair):
+    """After FIRST_DRAFT_EVIDENCE drafted rows, a variant that rejects the base's answers early verifies only
+    about what it accepts in later batches' first blocks; the answers stay those of ``generate``."""
+    base, _ = pair
+    variant = perturbed(base, 0.05, seed=5)  # parts from the base within a few tokens
+    prompts = random_prompts(40, seed=13)
+    expected = hf_greedy(variant, prompts, 16, None)
+    drafts = hf_greedy(base, prompts, 16, None)
+    widths = []
+    hook = variant.register_forward_pre_hook(
+        lambda _module, _args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    tokens, counts = draft_greedy(variant, prompts, drafts, max_new_tokens=16, eos_ids=set(), pad_id=PAD,
+                                  batch_size=8)  # fmt: skip
+    assert tokens == expected
+    cap = counts.first_draft_tokens(None)
+    assert counts.verified_rows == 40 and cap is not None and cap < 15  # 15: the whole draft a block can check
+    # a later call with that history cuts every first block's draft from the start
+    widths.clear()
+    again, _ = draft_greedy(variant, prompts, drafts, max_new_tokens=16, eos_ids=set(), pad_id=PAD,
+                            batch_size=8, history=counts)  # fmt: skip
+    hook.remove()
+    assert again == expected
+    assert max(widths) <= max(len(p) for p in prompts) + cap
+
+
+def test_block_width_bounds_padding():
+    assert padded_block_width([1] * 32) == 1
+    assert padded_block_width([17] + [1] * 31) == 1  # one long re-draft does not widen 31 rows' block
+    assert padded_block_width([17, 17, 1]) == 17  # a tail of a few rows verifies long re-drafts
+    assert padded_block_width([9, 3, 1, 1]) == 3  # 4 x 9 columns would be 36 for 14 real tokens
 
 
 def test_rejections_happen_at_various_positions(pair):

@@ -283,7 +283,7 @@ class HFBackend:
                     self.model, prompts, drafts or [None] * len(prompts), max_new_tokens=config.max_new_tokens,
                     eos_ids=eos_set(eos), pad_id=self.tokenizer.pad_token_id or 0, device=self.device,
                     prefix_cache=self.prefix_cache, prefix_length=shared, batch_size=self.batch_size,
-                    on_finished=finished,
+                    on_finished=finished, history=role.counts if role is not None and drafts else None,
                 )  # fmt: skip
                 break
             except Exception as exc:

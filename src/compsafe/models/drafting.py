@@ -64,6 +64,7 @@ _NEUTRAL_GENERATION = {
 LOOKUP_NGRAM = 2  # tokens of the variant's own tail matched in the base's answer to re-draft after a rejection
 LOOKUP_TOKENS = 16  # at most this many re-drafted tokens verified per decode step
 LOOKUP_START = 4  # a row's first re-draft after a rejection; doubled while accepted whole, halved when cut short
+FIRST_DRAFT_EVIDENCE = 16  # drafted rows seen before a model's first blocks are cut to what it accepts
 
 
 def plain_greedy_reason(model: Any) -> str | None:
@@ -105,12 +106,26 @@ class DraftCounts:
     accepted: int = 0
     forwards: int = 0
     rows: int = 0
+    verified_rows: int = 0  # drafted rows whose first block (prompt + draft) ran, and the draft tokens it
+    verified_accepted: int = 0  # confirmed: how far this model follows the base's answers before parting
 
     def add(self, other: DraftCounts) -> None:
         self.generated += other.generated
         self.accepted += other.accepted
         self.forwards += other.forwards
         self.rows += other.rows
+        self.verified_rows += other.verified_rows
+        self.verified_accepted += other.verified_accepted
+
+    def first_draft_tokens(self, history: DraftCounts | None) -> int | None:
+        """How much of a base answer a new batch's first block verifies (None: all of it). A model that parts
+        from the base early (a heavily damaged variant) would pay for verifying whole answers it rejects: after
+        enough rows, the cut is twice the model's mean accepted prefix plus ``LOOKUP_START``."""
+        rows = self.verified_rows + (history.verified_rows if history else 0)
+        if rows < FIRST_DRAFT_EVIDENCE:
+            return None
+        accepted = self.verified_accepted + (history.verified_accepted if history else 0)
+        return LOOKUP_START + (2 * accepted) // rows
 
     def to_dict(self) -> dict[str, Any]:
         share = self.accepted / self.generated if self.generated else None
@@ -218,6 +233,17 @@ class _Rows:
         return lookup_draft(self.drafts[row], self.outputs[row], min(self.room(row), self.lookahead[row]))
 
 
+def padded_block_width(lengths: Sequence[int]) -> int:
+    """The widest block whose padding costs at most as much as its real tokens: rows x width <= 2 x the
+    tokens the rows put in it (each row ``min(length, width)``). A block's padded columns are computed like
+    real ones, so one row with a long re-draft among many with none would multiply every row's cost."""
+    best = 1
+    for width in sorted(set(lengths)):
+        if len(lengths) * width <= 2 * sum(min(length, width) for length in lengths):
+            best = width
+    return best
+
+
 def accepted_prefix(predicted: Sequence[int], proposal: Sequence[int]) -> int:
     """How many proposed tokens the variant's own argmax confirms, from the start."""
     k = 0
@@ -240,6 +266,7 @@ def draft_greedy(
     prefix_length: int = 0,
     batch_size: int | None = None,
     on_finished: Callable[[int], None] | None = None,
+    history: DraftCounts | None = None,
 ) -> tuple[list[list[int]], DraftCounts]:
     """Greedy continuations of ``prompts`` (token ids, up to and including EOS), verified against ``drafts``.
 
@@ -254,13 +281,15 @@ def draft_greedy(
     for 32 on a CPU or a GPU, so a batch's stragglers would otherwise cost as many passes as the whole batch.
     A pass then runs at most ``batch_size + batch_size // 4`` rows, of short blocks: the batch's first pass
     (prompts and whole drafts) stays the largest.
-    ``on_finished(n)``: n more rows have finished (progress).
+    ``on_finished(n)``: n more rows have finished (progress). ``history``: the model's counts from earlier
+    calls; with this call's, they cut later batches' drafts to what the model accepts
+    (``DraftCounts.first_draft_tokens``).
     """
     rows = _Rows([list(d or []) for d in drafts], max_new_tokens, eos_ids)
     counts = DraftCounts(rows=sum(1 for d in drafts if d))
     size = max(1, batch_size or len(prompts))
     straggling = size // 4
-    context = _Context(model, device, pad_id, prefix_cache, prefix_length, counts, on_finished)
+    context = _Context(model, device, pad_id, prefix_cache, prefix_length, counts, on_finished, history)
     carried: _Group | None = None
     start = 0
     while start < len(prompts):
@@ -292,6 +321,7 @@ class _Context:
     prefix_length: int
     counts: DraftCounts
     on_finished: Callable[[int], None] | None
+    history: DraftCounts | None  # this model's counts from earlier calls (how far it follows the base)
 
 
 class _Group:
@@ -318,7 +348,8 @@ class _Group:
         prefix, cache = 0, DynamicCache(config=context.model.config)
         if context.prefix_cache is not None:
             prefix, cache = context.prefix_cache.start(chosen, context.prefix_length)
-        ids, mask, positions, proposals = _first_block(rows, members, chosen, prefix, context.pad_id)
+        cap = context.counts.first_draft_tokens(context.history)
+        ids, mask, positions, proposals = _first_block(rows, members, chosen, prefix, context.pad_id, cap)
         keep = max(len(q) for q in proposals.values()) + 1
         return cls(context, cache, list(members), ids, mask, positions, proposals, [ids.shape[1]] * len(members),
                    keep, redrafted=False)  # fmt: skip
@@ -350,8 +381,11 @@ class _Group:
             before = len(rows.outputs[row])
             rows.take(row, guess[: k + 1])
             context.counts.accepted += min(k, len(rows.outputs[row]) - before)
-            if self.redrafted:  # the first block verified the base's whole answer; later blocks are re-drafts
+            if self.redrafted:  # the first block verified the base's answer; later blocks are re-drafts
                 rows.adapt(row, len(proposal), k)
+            elif proposal:
+                context.counts.verified_rows += 1
+                context.counts.verified_accepted += k
             # rejected proposal tokens stay in the cache as masked-out holes
             self.mask[cache_row, block_start + first + 1 + k : block_start + self.ends[cache_row]] = 0
         still = [i for i, row in enumerate(self.active) if not rows.done[row]]
@@ -366,8 +400,11 @@ class _Group:
             self.mask = self.mask[index]
             self.active = [self.active[i] for i in still]
         self.mask = _crop_common_holes(self.cache, self.mask)
-        # next block: each row's last token, then a re-draft from the base's answer where one lines up
-        self.proposals = {row: rows.redraft(row) for row in self.active}
+        # next block: each row's last token, then a re-draft from the base's answer where one lines up, cut
+        # so that padding (computed like real tokens) is at most as much as the real tokens
+        proposals = {row: rows.redraft(row) for row in self.active}
+        width = padded_block_width([1 + len(q) for q in proposals.values()])
+        self.proposals = {row: q[: width - 1] for row, q in proposals.items()}
         blocks = [[rows.outputs[row][-1], *self.proposals[row]] for row in self.active]
         self.ids, block_mask = _padded(blocks, context.pad_id, left=False)
         self.ends = [len(b) for b in blocks]
@@ -412,11 +449,13 @@ def _left_zeros(states: torch.Tensor, columns: int) -> torch.Tensor:
 
 
 def _first_block(
-    rows: _Rows, members: list[int], prompts: Sequence[Sequence[int]], prefix: int, pad_id: int
+    rows: _Rows, members: list[int], prompts: Sequence[Sequence[int]], prefix: int, pad_id: int, cap: int | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[int, list[int]]]:
-    """Each member's prompt after the cached ``prefix`` + its draft (cut to what the budget can check),
-    left-padded: ids, the attention mask over prefix + block, positions counting real tokens, proposals."""
-    proposals = {row: rows.drafts[row][: max(rows.room(row), 0)] for row in members}
+    """Each member's prompt after the cached ``prefix`` + its draft (cut to what the budget can check, and to
+    ``cap`` tokens), left-padded: ids, the attention mask over prefix + block, positions counting real
+    tokens, proposals."""
+    room = {row: max(rows.room(row), 0) for row in members}
+    proposals = {row: rows.drafts[row][: room[row] if cap is None else min(room[row], cap)] for row in members}
     blocks = [list(prompt[prefix:]) + proposals[row] for row, prompt in zip(members, prompts, strict=True)]
     ids, mask = _padded(blocks, pad_id, left=True)
     positions = prefix + (mask.cumsum(-1) - 1).clamp(min=0)
