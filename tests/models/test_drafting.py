@@ -19,7 +19,7 @@ from compsafe.models.drafting import (
     plain_greedy_reason,
 )
 from conftest import tiny_gpt2, tiny_llama
-from greedy_helpers import PAD, hf_greedy, perturbed, random_prompts
+from greedy_helpers import PAD, hf_greedy, left_padded, perturbed, random_prompts
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt2"])
@@ -112,6 +112,7 @@ def test_a_variant_that_parts_early_gets_shorter_first_drafts(pair):
     tokens, counts = draft_greedy(variant, prompts, drafts, max_new_tokens=16, eos_ids=set(), pad_id=PAD,
                                   batch_size=8)  # fmt: skip
     assert tokens == expected
+    longest_prompt = max(len(p) for p in prompts)
     cap = counts.first_draft_tokens(None)
     assert counts.verified_rows == 40 and cap is not None and cap < 15  # 15: the whole draft a block can check
     # a later call with that history cuts every first block's draft from the start
@@ -120,7 +121,36 @@ def test_a_variant_that_parts_early_gets_shorter_first_drafts(pair):
                             batch_size=8, history=counts)  # fmt: skip
     hook.remove()
     assert again == expected
-    assert max(widths) <= max(len(p) for p in prompts) + cap
+    assert max(widths) <= longest_prompt + cap
+
+
+def test_compacting_holes_keeps_the_next_logits():
+    """Masked-out cache columns (rejected drafts, padding) gathered away: a narrower cache, the same logits."""
+    import copy
+
+    from transformers.cache_utils import DynamicCache
+
+    from compsafe.models.drafting import _compact_holes
+
+    model = tiny_llama(seed=0, initializer_range=0.2)
+    ids, mask = left_padded(random_prompts(3, seed=21))
+    cache = DynamicCache(config=model.config)
+    with torch.inference_mode():
+        model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+              past_key_values=cache, use_cache=True)  # fmt: skip
+        holed = mask.clone()
+        holed[0, -6:-2] = 0  # rejected tokens in the middle of row 0's cache
+        holed[2, -4:-1] = 0
+        block = torch.tensor([[5], [6], [7]])
+        positions = holed.sum(-1)[:, None]
+        whole = model(input_ids=block, attention_mask=torch.cat([holed, torch.ones(3, 1, dtype=torch.long)], -1),
+                      position_ids=positions, past_key_values=copy.deepcopy(cache)).logits  # fmt: skip
+        compact = _compact_holes(cache, holed)
+        assert compact.shape[1] < holed.shape[1] and compact.sum(-1).tolist() == holed.sum(-1).tolist()
+        assert cache.get_seq_length() == compact.shape[1]
+        after = model(input_ids=block, attention_mask=torch.cat([compact, torch.ones(3, 1, dtype=torch.long)], -1),
+                      position_ids=positions, past_key_values=cache).logits  # fmt: skip
+    assert torch.allclose(whole, after, atol=1e-5)
 
 
 def test_block_width_bounds_padding():

@@ -400,6 +400,7 @@ class _Group:
             self.mask = self.mask[index]
             self.active = [self.active[i] for i in still]
         self.mask = _crop_common_holes(self.cache, self.mask)
+        self.mask = _compact_holes(self.cache, self.mask)
         # next block: each row's last token, then a re-draft from the base's answer where one lines up, cut
         # so that padding (computed like real tokens) is at most as much as the real tokens
         proposals = {row: rows.redraft(row) for row in self.active}
@@ -473,6 +474,29 @@ def _padded(blocks: list[list[int]], pad_id: int, *, left: bool) -> tuple[torch.
         ids[row, columns] = torch.tensor(block, dtype=torch.long)
         mask[row, columns] = 1
     return ids, mask
+
+
+def _compact_holes(cache: Any, mask: torch.Tensor) -> torch.Tensor:
+    """Gather each row's valid cache columns to the right once holes are a quarter of the cache or more.
+
+    Rejected draft tokens and padding stay in the cache as masked-out columns, and a group that takes in the
+    next batch's stragglers lives for the whole call, so without this its cache (and the attention over it)
+    would grow by every pass's block width. Keys already carry their positions and positions count valid
+    columns only, so moving columns changes nothing but the memory; the order within a row is kept.
+    """
+    valid = mask.bool()
+    width = int(valid.sum(-1).max()) if valid.numel() else 0
+    if mask.shape[1] == 0 or 4 * (mask.shape[1] - width) < mask.shape[1]:
+        return mask
+    # stable sort on validity: each row's holes first, then its valid columns in their order; keep the last
+    order = torch.sort(valid.to(torch.int8), dim=-1, stable=True).indices[:, mask.shape[1] - width :]
+    for layer in cache.layers:
+        if not layer.is_initialized:
+            continue
+        index = order.to(layer.keys.device)[:, None, :, None]
+        layer.keys = layer.keys.gather(2, index.expand(-1, layer.keys.shape[1], -1, layer.keys.shape[-1]))
+        layer.values = layer.values.gather(2, index.expand(-1, layer.values.shape[1], -1, layer.values.shape[-1]))
+    return mask.gather(1, order)
 
 
 def _crop_common_holes(cache: Any, mask: torch.Tensor) -> torch.Tensor:
