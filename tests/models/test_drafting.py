@@ -130,7 +130,7 @@ def test_compacting_holes_keeps_the_next_logits():
 
     from transformers.cache_utils import DynamicCache
 
-    from compsafe.models.drafting import _compact_holes
+    from compsafe.models.cache_holes import compact_holes
 
     model = tiny_llama(seed=0, initializer_range=0.2)
     ids, mask = left_padded(random_prompts(3, seed=21))
@@ -145,7 +145,7 @@ def test_compacting_holes_keeps_the_next_logits():
         positions = holed.sum(-1)[:, None]
         whole = model(input_ids=block, attention_mask=torch.cat([holed, torch.ones(3, 1, dtype=torch.long)], -1),
                       position_ids=positions, past_key_values=copy.deepcopy(cache)).logits  # fmt: skip
-        compact = _compact_holes(cache, holed)
+        compact = compact_holes(cache, holed)
         assert compact.shape[1] < holed.shape[1] and compact.sum(-1).tolist() == holed.sum(-1).tolist()
         assert cache.get_seq_length() == compact.shape[1]
         after = model(input_ids=block, attention_mask=torch.cat([compact, torch.ones(3, 1, dtype=torch.long)], -1),

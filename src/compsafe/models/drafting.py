@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from compsafe.models.cache_holes import compact_holes, crop_common_holes, left_zeros
 from compsafe.models.prefix_cache import PrefixCache, cache_keyword
 
 # generation_config fields that change greedy decoding when set (logits processors, stopping criteria, beam
@@ -399,8 +400,8 @@ class _Group:
             self.cache.batch_select_indices(index.to(context.device))
             self.mask = self.mask[index]
             self.active = [self.active[i] for i in still]
-        self.mask = _crop_common_holes(self.cache, self.mask)
-        self.mask = _compact_holes(self.cache, self.mask)
+        self.mask = crop_common_holes(self.cache, self.mask)
+        self.mask = compact_holes(self.cache, self.mask)
         # next block: each row's last token, then a re-draft from the base's answer where one lines up, cut
         # so that padding (computed like real tokens) is at most as much as the real tokens
         proposals = {row: rows.redraft(row) for row in self.active}
@@ -423,8 +424,8 @@ class _Group:
         for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
             if not (mine.is_initialized and theirs.is_initialized):  # a layer sharing another's cache
                 continue
-            mine.keys = torch.cat([_left_zeros(mine.keys, columns), _left_zeros(theirs.keys, columns)])
-            mine.values = torch.cat([_left_zeros(mine.values, columns), _left_zeros(theirs.values, columns)])
+            mine.keys = torch.cat([left_zeros(mine.keys, columns), left_zeros(theirs.keys, columns)])
+            mine.values = torch.cat([left_zeros(mine.values, columns), left_zeros(theirs.values, columns)])
         self.ids, self.positions, self.mask = (torch.cat([a[n] for a in parts]) for n in range(3))
         self.active = self.active + other.active
         self.proposals = {**self.proposals, **other.proposals}
@@ -441,12 +442,6 @@ class _Group:
         mask = torch.cat([torch.nn.functional.pad(cached, (columns - cached.shape[1], 0)),
                           torch.nn.functional.pad(block_mask, (0, more))], dim=-1)  # fmt: skip
         return ids, positions, mask
-
-
-def _left_zeros(states: torch.Tensor, columns: int) -> torch.Tensor:
-    """KV states ``[rows, heads, length, dim]`` with zero (masked-out) columns prepended up to ``columns``."""
-    missing = columns - states.shape[-2]
-    return torch.nn.functional.pad(states, (0, 0, missing, 0)) if missing > 0 else states
 
 
 def _first_block(
@@ -474,37 +469,3 @@ def _padded(blocks: list[list[int]], pad_id: int, *, left: bool) -> tuple[torch.
         ids[row, columns] = torch.tensor(block, dtype=torch.long)
         mask[row, columns] = 1
     return ids, mask
-
-
-def _compact_holes(cache: Any, mask: torch.Tensor) -> torch.Tensor:
-    """Gather each row's valid cache columns to the right once holes are a quarter of the cache or more.
-
-    Rejected draft tokens and padding stay in the cache as masked-out columns, and a group that takes in the
-    next batch's stragglers lives for the whole call, so without this its cache (and the attention over it)
-    would grow by every pass's block width. Keys already carry their positions and positions count valid
-    columns only, so moving columns changes nothing but the memory; the order within a row is kept.
-    """
-    valid = mask.bool()
-    width = int(valid.sum(-1).max()) if valid.numel() else 0
-    if mask.shape[1] == 0 or 4 * (mask.shape[1] - width) < mask.shape[1]:
-        return mask
-    # stable sort on validity: each row's holes first, then its valid columns in their order; keep the last
-    order = torch.sort(valid.to(torch.int8), dim=-1, stable=True).indices[:, mask.shape[1] - width :]
-    for layer in cache.layers:
-        if not layer.is_initialized:
-            continue
-        index = order.to(layer.keys.device)[:, None, :, None]
-        layer.keys = layer.keys.gather(2, index.expand(-1, layer.keys.shape[1], -1, layer.keys.shape[-1]))
-        layer.values = layer.values.gather(2, index.expand(-1, layer.values.shape[1], -1, layer.values.shape[-1]))
-    return mask.gather(1, order)
-
-
-def _crop_common_holes(cache: Any, mask: torch.Tensor) -> torch.Tensor:
-    """Drop cache columns that are holes in every active row at the right end (less attention to compute)."""
-    valid = mask.any(dim=0).nonzero()
-    last = int(valid.max()) + 1 if len(valid) else 0
-    trim = mask.shape[1] - last
-    if trim > 0:
-        cache.crop(-trim)
-        mask = mask[:, :last]
-    return mask
