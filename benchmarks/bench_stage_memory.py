@@ -22,17 +22,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mem_trace import status_fields  # this folder's script: /proc/self/status in KiB
+
 from compsafe.memory import trim_freed_memory
-
-
-def status_kib() -> dict[str, int]:
-    fields = {}
-    with open("/proc/self/status", encoding="ascii") as handle:
-        for line in handle:
-            name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
-                fields[name] = int(value.split()[0])
-    return fields
 
 
 def reset_peak() -> None:
@@ -43,13 +35,13 @@ def reset_peak() -> None:
 def stage(name: str, work: Callable[[], Any]) -> Any:
     """Run ``work`` with the peak reset before it; print before / peak / rise / after in MiB and the seconds."""
     gc.collect()
-    before = status_kib()["VmRSS"]
+    before = status_fields()["VmRSS"]
     reset_peak()
     started = time.perf_counter()
     result = work()
     seconds = time.perf_counter() - started
     trim_freed_memory()  # as the runner does after each chunk, build and restore
-    after = status_kib()
+    after = status_fields()
     print(
         f"{name:34} before {before / 1024:6.0f}  peak {after['VmHWM'] / 1024:6.0f}  "
         f"rise {(after['VmHWM'] - before) / 1024:+5.0f}  after {after['VmRSS'] / 1024:6.0f} "
