@@ -292,10 +292,8 @@ def draft_greedy(
     straggling = size // 4
     context = _Context(model, device, pad_id, prefix_cache, prefix_length, counts, on_finished, history)
     carried: _Group | None = None
-    start = 0
-    while start < len(prompts):
+    for start in range(0, len(prompts), size):
         members = list(range(start, min(start + size, len(prompts))))
-        start += len(members)
         group = _Group.first(context, rows, prompts, members)
         group.step(rows)
         if carried is not None and group.active:
