@@ -79,8 +79,11 @@ def main() -> None:
                               ("old path (`generate`, no drafts, no prefix cache)", old_seconds)):  # fmt: skip
             print(f"variant {name}: {seconds:.1f} s = {seconds / base_seconds:.0%} of the base's "
                   f"({seconds / base_whole_seconds:.0%} of the base's old path)")  # fmt: skip
-        print(f"tokens accepted from drafts: {counts.accepted}/{counts.generated} "
-              f"({counts.accepted / max(counts.generated, 1):.0%}); forward passes: {counts.forwards}")  # fmt: skip
+        for label, model_counts in (("base", book.counts.get("base")), (args.recipe, counts)):
+            if model_counts is not None:  # the base's come from lookups in its prompts and other answers
+                print(f"{label}: tokens confirmed from drafts {model_counts.accepted}/{model_counts.generated} "
+                      f"({model_counts.accepted / max(model_counts.generated, 1):.0%}); forward passes: "
+                      f"{model_counts.forwards}")  # fmt: skip
         print(f"base identical answers: greedy loop vs `generate` {agree(base_loop, base_plain)}")
         print(f"identical answers: drafted vs old path {agree(drafted, old)}, --no-draft vs old path "
               f"{agree(no_draft, old)}; noise reference: old path at batch 1 vs {args.batch_size} {agree(single, old)}")

@@ -14,7 +14,6 @@ from compsafe.models.drafting import (
     DraftBook,
     DraftRole,
     draft_greedy,
-    lookup_draft,
     padded_block_width,
     plain_greedy_reason,
 )
@@ -192,13 +191,6 @@ def test_rows_without_drafts_decode_plainly(pair):
     assert counts.rows == 2
 
 
-def test_lookup_realigns_after_an_inserted_token():
-    draft = [5, 6, 7, 8, 9, 10, 11]
-    assert lookup_draft(draft, [5, 6, 42, 7, 8], room=3) == [9, 10, 11][:3]
-    assert lookup_draft(draft, [5, 6, 42, 43], room=5) == []
-    assert lookup_draft(draft, [7, 8], room=0) == []
-
-
 def test_generation_config_that_changes_greedy_turns_drafting_off():
     model = tiny_llama(seed=0)
     assert plain_greedy_reason(model) is None
@@ -249,8 +241,10 @@ def test_run_reports_drafting_and_no_draft_gives_the_same_records(tiny_run_dir, 
     summary = json.loads((tiny_run_dir / "summary.json").read_text())
     assert summary["drafting"]["enabled"] is True
     drafted = summary["drafting"]["models"]
-    assert set(drafted) == {"int8-rtn", "mag-50"}
-    assert all(m["generated_tokens"] > 0 and m["accepted_tokens"] > 0 for m in drafted.values())
+    assert set(drafted) == {"base", "int8-rtn", "mag-50"}
+    assert all(m["generated_tokens"] > 0 and m["forward_passes"] > 0 for m in drafted.values())
+    assert all(drafted[label]["accepted_tokens"] > 0 for label in ("int8-rtn", "mag-50"))
+    assert drafted["base"]["drafted_prompts"] == 0
     assert set(summary["probe_seconds"]) == {"base", "int8-rtn", "mag-50"}
     assert set(summary["probe_seconds"]["base"]) == {"refusal", "over_refusal", "perplexity", "mcqa"}
     out = tmp_path / "plain"

@@ -126,8 +126,9 @@ def run(
         "folder) as `compsafe compress` would write it."
     ),
     no_draft: bool = typer.Option(
-        False, "--no-draft", help="Decode every variant plainly instead of verifying the base's greedy answers as "
-        "drafts (same results; use it to check that, or to time the plain path)."
+        False, "--no-draft", help="Decode every model one token per pass instead of verifying guessed tokens (the "
+        "base's greedy answers for a variant, n-gram lookups in the prompt and other answers); same results: use "
+        "it to check that, or to time the plain path."
     ),
 ) -> None:
     """Compress, probe base and variants on the same items, and report the paired deltas."""
@@ -177,11 +178,12 @@ def run(
 
 
 def say_drafting(summary: dict) -> None:
-    """How much of each variant's generation the base's answers saved (models/drafting.py)."""
+    """How much of each model's generation came from confirmed drafts: the base's answers for a variant,
+    then n-gram lookups in the prompt and the other answers (models/drafting.py, models/lookup.py)."""
     drafted = {k: m for k, m in summary.get("drafting", {}).get("models", {}).items() if m.get("generated_tokens")}
     if drafted:
         shares = ", ".join(f"{label} {m['accepted_share']:.0%}" for label, m in drafted.items())
-        say(f"tokens accepted from the base's drafts: {shares}")
+        say(f"tokens confirmed from drafts (the base's answers, lookups): {shares}")
 
 
 @command()

@@ -284,6 +284,7 @@ class HFBackend:
                     eos_ids=eos_set(eos), pad_id=self.tokenizer.pad_token_id or 0, device=self.device,
                     prefix_cache=self.prefix_cache, prefix_length=shared, batch_size=self.batch_size,
                     on_finished=finished, history=role.counts if role is not None and drafts else None,
+                    lookups=self.drafting is None or self.drafting.book.enabled,  # --no-draft: no guesses at all
                 )  # fmt: skip
                 break
             except Exception as exc:
@@ -293,11 +294,11 @@ class HFBackend:
                 self.oom_backoffs += 1
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-        if role is not None and role.record:
-            for prompt, row in zip(prompts, tokens, strict=True):
-                role.book.record(prompt, config, row)
-        elif role is not None:
+        if role is not None:  # the base's counts too: its passes, and the tokens its lookups confirmed
             role.counts.add(counts)
+            if role.record:
+                for prompt, row in zip(prompts, tokens, strict=True):
+                    role.book.record(prompt, config, row)
         outputs = [""] * len(encoded)
         for position, index in enumerate(order):
             outputs[index] = self.tokenizer.decode(tokens[position], skip_special_tokens=True).strip()

@@ -6,7 +6,9 @@ token ids and the generation config), and a variant's greedy generation starts f
 forward pass of the variant over prompt + draft gives its own argmax at every draft position; tokens are
 accepted up to the first position where the variant disagrees, the variant's own token is taken there, and
 decoding continues from the KV cache, re-drafting from the base's continuation (an n-gram lookup in the
-base's answer) so a variant that differs by a word and then realigns is verified in blocks again.
+base's answer) so a variant that differs by a word and then realigns is verified in blocks again; where the
+base's answer has no match, from the row's own prompt and answer or the call's other answers
+(``models/lookup.py``), which also gives the base itself, and any model without drafts, multi-token steps.
 
 Why it is exact: every token kept is the variant's own argmax given the variant's own earlier tokens, the
 same quantity plain greedy decoding computes one token at a time. Only floating-point summation order
@@ -29,6 +31,8 @@ from typing import Any
 import torch
 
 from compsafe.models.cache_holes import compact_holes, crop_common_holes, left_zeros
+from compsafe.models.head_argmax import argmax_logits
+from compsafe.models.lookup import AnswerPool, base_lookup, self_lookup
 from compsafe.models.prefix_cache import PrefixCache, cache_keyword
 
 # generation_config fields that change greedy decoding when set (logits processors, stopping criteria, beam
@@ -62,7 +66,6 @@ _NEUTRAL_GENERATION = {
     "token_healing": False,
 }
 
-LOOKUP_NGRAM = 2  # tokens of the variant's own tail matched in the base's answer to re-draft after a rejection
 LOOKUP_TOKENS = 16  # at most this many re-drafted tokens verified per decode step
 LOOKUP_START = 4  # a row's first re-draft after a rejection; doubled while accepted whole, halved when cut short
 FIRST_DRAFT_EVIDENCE = 16  # drafted rows seen before a model's first blocks are cut to what it accepts
@@ -181,29 +184,17 @@ def until_eos(tokens: Sequence[int], eos_ids: set[int]) -> list[int]:
     return out
 
 
-def lookup_draft(draft: Sequence[int], generated: Sequence[int], room: int) -> list[int]:
-    """The base's tokens after the last place its answer contains the variant's last ``LOOKUP_NGRAM`` tokens
-    (prompt-lookup decoding on the base's answer): a variant that reworded a phrase often realigns."""
-    if room <= 0 or len(generated) < LOOKUP_NGRAM or not draft:
-        return []
-    tail = list(generated[-LOOKUP_NGRAM:])
-    position = len(generated) - 1  # prefer a match near where the variant is in its own answer
-    best = None
-    for start in range(len(draft) - LOOKUP_NGRAM, -1, -1):
-        matches = list(draft[start : start + LOOKUP_NGRAM]) == tail
-        if matches and (best is None or abs(start - position) < abs(best - position)):
-            best = start
-    if best is None:
-        return []
-    follow = best + LOOKUP_NGRAM
-    return list(draft[follow : follow + min(room, LOOKUP_TOKENS)])
-
-
 class _Rows:
     """Per-row decoding state of one batch (the rows still active, in cache order)."""
 
-    def __init__(self, drafts: list[list[int]], max_new_tokens: int, eos_ids: set[int]) -> None:
+    def __init__(self, prompts: Sequence[Sequence[int]], drafts: list[list[int]], max_new_tokens: int,
+                 eos_ids: set[int], lookups: bool) -> None:  # fmt: skip
+        self.prompts = prompts
+        self.lookups = lookups
         self.drafts = drafts
+        self.pool = AnswerPool()  # the base's answers to every prompt, then this model's finished answers
+        for draft in drafts:
+            self.pool.add(draft)
         self.max_new = max_new_tokens
         self.eos_ids = eos_ids
         self.outputs: list[list[int]] = [[] for _ in drafts]
@@ -224,14 +215,20 @@ class _Rows:
             self.outputs[row].append(int(token))
             if token in self.eos_ids or len(self.outputs[row]) >= self.max_new:
                 self.done[row] = True
+                self.pool.add(self.outputs[row])
 
     def room(self, row: int) -> int:
         """Draft tokens worth verifying for ``row``: a block of n inputs yields n predictions."""
         return self.max_new - len(self.outputs[row]) - 1
 
     def redraft(self, row: int) -> list[int]:
-        """The base's continuation where it lines up with ``row``'s answer, at most its lookahead long."""
-        return lookup_draft(self.drafts[row], self.outputs[row], min(self.room(row), self.lookahead[row]))
+        """``row``'s next tokens as guessed from the base's answer, else from its own prompt and answer, else
+        from the call's other answers (``models/lookup.py``), at most its lookahead long."""
+        room, generated = min(self.room(row), self.lookahead[row]), self.outputs[row]
+        found = base_lookup(self.drafts[row], generated, room)
+        if found or not self.lookups:
+            return found
+        return self_lookup(self.prompts[row], generated, room) or self.pool.lookup(generated, room)
 
 
 def padded_block_width(lengths: Sequence[int]) -> int:
@@ -268,6 +265,7 @@ def draft_greedy(
     batch_size: int | None = None,
     on_finished: Callable[[int], None] | None = None,
     history: DraftCounts | None = None,
+    lookups: bool = True,
 ) -> tuple[list[list[int]], DraftCounts]:
     """Greedy continuations of ``prompts`` (token ids, up to and including EOS), verified against ``drafts``.
 
@@ -284,9 +282,10 @@ def draft_greedy(
     (prompts and whole drafts) stays the largest.
     ``on_finished(n)``: n more rows have finished (progress). ``history``: the model's counts from earlier
     calls; with this call's, they cut later batches' drafts to what the model accepts
-    (``DraftCounts.first_draft_tokens``).
+    (``DraftCounts.first_draft_tokens``). ``lookups`` False: no guesses beyond ``drafts`` (no n-gram lookups
+    in the prompt or other answers), so a call without drafts decodes one token per pass.
     """
-    rows = _Rows([list(d or []) for d in drafts], max_new_tokens, eos_ids)
+    rows = _Rows(prompts, [list(d or []) for d in drafts], max_new_tokens, eos_ids, lookups)
     counts = DraftCounts(rows=sum(1 for d in drafts if d))
     size = max(1, batch_size or len(prompts))
     straggling = size // 4
@@ -357,17 +356,16 @@ class _Group:
         """One forward pass over the block: accept each row's confirmed tokens, drop finished rows, and lay
         out the next block."""
         context = self.context
-        logits = context.model(
+        predicted = argmax_logits(  # [rows, keep]: the model's own next tokens, without the whole logits tensor
+            context.model,
             input_ids=self.ids.to(context.device),
             attention_mask=self.mask.to(context.device),
             position_ids=self.positions.to(context.device),
             use_cache=True,
             logits_to_keep=self.keep,
             **{cache_keyword(context.model): self.cache},
-        ).logits
+        )[:, -self.keep :].cpu()
         context.counts.forwards += 1
-        predicted = logits[:, -self.keep :, :].argmax(-1).cpu()  # [rows, keep]: the variant's own next tokens
-        del logits
         block_width = self.ids.shape[1]
         offset = block_width - self.keep  # block column of the first kept logit
         block_start = self.mask.shape[1] - block_width  # cache column of the block's first column
