@@ -3,11 +3,12 @@
 On the default model (or --model), for one generation probe's prompts, timed with the backend the probes use:
 the base generates with compsafe's greedy loop and the prefix cache (the default; finished rows leave the
 batch; recording its answers as drafts), with ``generate`` and the prefix cache, and with ``generate`` alone
-(every prompt run whole, the old path); then the variant generates drafted (the default), with the greedy loop
-without drafts (``--no-draft``) and on the old path, and on the old path at batch size 1 as a noise
-reference. Prints each variant time as a share of the base's, the share of identical answers, the share of
-tokens accepted from drafts, and for every answer that differs between drafted and the old path the
-variant's top-2 logit gap at the first differing token (recomputed on the unpadded prompt + common prefix):
+(every prompt run whole, the old path); then the variant generates drafted (the default), with n-gram lookups
+only (no base drafts), with the greedy loop and no guesses at all (``--no-draft``) and on the old path, and on
+the old path at batch size 1 as a noise reference. Prints each variant time as a share of the base's, the
+share of identical answers, the share of tokens confirmed from drafts, and for every answer that differs
+between drafted and the old path the variant's top-2 logit gap at the first differing token (recomputed on
+the unpadded prompt + common prefix):
 a near-tie means bf16 summation-order noise, the same kind that batch size 1 vs N shows on the plain path.
 
 Usage: flock /work/measure.lock nice -n 5 python benchmarks/bench_drafting.py --limit 40 [--recipe int8]
@@ -65,7 +66,9 @@ def main() -> None:
     with applied(handle.model, args.recipe):
         role = DraftRole(book, args.recipe, record=False)
         drafted, drafted_seconds = timed(lambda: backend(drafting=role).generate(prompts, config))
-        no_draft, no_draft_seconds = timed(lambda: backend().generate(prompts, config))
+        _, lookups_seconds = timed(lambda: backend().generate(prompts, config))  # no book: lookups only
+        plain = DraftRole(DraftBook(enabled=False), args.recipe, record=False)  # what `--no-draft` gives
+        no_draft, no_draft_seconds = timed(lambda: backend(drafting=plain).generate(prompts, config))
         old, old_seconds = timed(lambda: backend(prefix=False, loop=False).generate(prompts, config))
         single, _ = timed(lambda: backend(prefix=False, batch_size=1, loop=False).generate(prompts, config))
         counts = book.counts[args.recipe]
@@ -75,7 +78,8 @@ def main() -> None:
               f"prefix cache); {base_generate_seconds:.1f} s with `generate` and the prefix cache; "
               f"{base_whole_seconds:.1f} s old path (`generate`, no prefix cache)")  # fmt: skip
         for name, seconds in (("drafted (default)", drafted_seconds),
-                              ("--no-draft (greedy loop, prefix cache)", no_draft_seconds),
+                              ("lookups only (no base drafts)", lookups_seconds),
+                              ("--no-draft (greedy loop, one token a pass, prefix cache)", no_draft_seconds),
                               ("old path (`generate`, no drafts, no prefix cache)", old_seconds)):  # fmt: skip
             print(f"variant {name}: {seconds:.1f} s = {seconds / base_seconds:.0%} of the base's "
                   f"({seconds / base_whole_seconds:.0%} of the base's old path)")  # fmt: skip

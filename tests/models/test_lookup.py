@@ -71,3 +71,25 @@ def test_without_lookups_a_row_without_a_draft_takes_one_token_per_pass():
                                   lookups=False)  # fmt: skip
     assert tokens == hf_greedy(model, prompts, 12, None)
     assert (counts.accepted, counts.forwards) == (0, 12)
+
+
+def test_a_full_pool_starts_over(monkeypatch):
+    from compsafe.models import lookup
+
+    monkeypatch.setattr(lookup, "POOL_ENTRIES", 8)
+    pool = AnswerPool()
+    pool.add([1, 2, 3, 4, 5, 6])
+    assert pool.lookup([1, 2, 3], room=2) == [4, 5]
+    pool.add([7, 8, 9, 10, 11, 12])
+    assert pool.lookup([1, 2, 3], room=2) == []  # forgotten: the index would have passed 8 entries
+    assert pool.lookup([7, 8, 9], room=2) == [10, 11]
+
+
+def test_answers_of_an_earlier_call_are_guesses_for_the_next():
+    """A pool kept across calls (one per backend) lets a later call confirm an earlier answer in blocks."""
+    model, prompts = tiny_llama(seed=0, initializer_range=0.2), random_prompts(4, seed=5)
+    pool = AnswerPool()
+    first, cold = draft_greedy(model, prompts, [None] * 4, max_new_tokens=16, eos_ids=set(), pad_id=PAD, pool=pool)
+    again, warm = draft_greedy(model, prompts, [None] * 4, max_new_tokens=16, eos_ids=set(), pad_id=PAD, pool=pool)
+    assert again == first == hf_greedy(model, prompts, 16, None)
+    assert warm.accepted > cold.accepted and warm.forwards < cold.forwards

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from compsafe.models.drafting import DraftRole, draft_greedy, eos_set, plain_greedy_reason, until_eos
+from compsafe.models.lookup import AnswerPool
 from compsafe.models.loading import ModelHandle
 from compsafe.models.prefix_cache import PrefixCache, cache_keyword, shared_prefix_length
 
@@ -104,6 +105,9 @@ class HFBackend:
         self.drafting = drafting
         # the chat template's shared prefix, run once per model (None: every prompt runs whole)
         self.prefix_cache: PrefixCache | None = PrefixCache(self.model, self.device)
+        # every answer this model gave in a greedy batch, and the drafts it saw: n-gram guesses for later rows
+        # (models/lookup.py); answers recur across a probe's chunks and across probes (refusal phrasings)
+        self.answer_pool = AnswerPool()
         # greedy batches run compsafe's own decode loop (models.drafting.draft_greedy), where a finished row
         # leaves the batch; ``generate`` keeps computing finished rows until the longest ends. False: plain
         # ``generate`` for greedy batches too (benchmarks compare the two)
@@ -285,6 +289,7 @@ class HFBackend:
                     prefix_cache=self.prefix_cache, prefix_length=shared, batch_size=self.batch_size,
                     on_finished=finished, history=role.counts if role is not None and drafts else None,
                     lookups=self.drafting is None or self.drafting.book.enabled,  # --no-draft: no guesses at all
+                    pool=self.answer_pool,
                 )  # fmt: skip
                 break
             except Exception as exc:

@@ -188,11 +188,11 @@ class _Rows:
     """Per-row decoding state of one batch (the rows still active, in cache order)."""
 
     def __init__(self, prompts: Sequence[Sequence[int]], drafts: list[list[int]], max_new_tokens: int,
-                 eos_ids: set[int], lookups: bool) -> None:  # fmt: skip
+                 eos_ids: set[int], lookups: bool, pool: AnswerPool) -> None:  # fmt: skip
         self.prompts = prompts
         self.lookups = lookups
         self.drafts = drafts
-        self.pool = AnswerPool()  # the base's answers to every prompt, then this model's finished answers
+        self.pool = pool  # the base's answers to every prompt, then this model's finished answers
         for draft in drafts:
             self.pool.add(draft)
         self.max_new = max_new_tokens
@@ -266,6 +266,7 @@ def draft_greedy(
     on_finished: Callable[[int], None] | None = None,
     history: DraftCounts | None = None,
     lookups: bool = True,
+    pool: AnswerPool | None = None,
 ) -> tuple[list[list[int]], DraftCounts]:
     """Greedy continuations of ``prompts`` (token ids, up to and including EOS), verified against ``drafts``.
 
@@ -283,9 +284,10 @@ def draft_greedy(
     ``on_finished(n)``: n more rows have finished (progress). ``history``: the model's counts from earlier
     calls; with this call's, they cut later batches' drafts to what the model accepts
     (``DraftCounts.first_draft_tokens``). ``lookups`` False: no guesses beyond ``drafts`` (no n-gram lookups
-    in the prompt or other answers), so a call without drafts decodes one token per pass.
+    in the prompt or other answers), so a call without drafts decodes one token per pass. ``pool``: answers
+    from earlier calls of the same model to guess from (it gains this call's drafts and answers).
     """
-    rows = _Rows(prompts, [list(d or []) for d in drafts], max_new_tokens, eos_ids, lookups)
+    rows = _Rows(prompts, [list(d or []) for d in drafts], max_new_tokens, eos_ids, lookups, pool or AnswerPool())
     counts = DraftCounts(rows=sum(1 for d in drafts if d))
     size = max(1, batch_size or len(prompts))
     straggling = size // 4

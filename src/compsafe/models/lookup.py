@@ -21,6 +21,7 @@ from collections.abc import Sequence
 BASE_NGRAM = 2  # tokens of a row's tail matched in the base's answer to the same prompt
 SELF_NGRAM = 2  # ... in the row's own prompt and answer
 POOL_NGRAM = 3  # ... in other answers: longer, because a short phrase recurs with many continuations
+POOL_ENTRIES = 200_000  # n-grams a pool indexes (~40 MB) before it starts over with the next answer
 
 
 def base_lookup(draft: Sequence[int], generated: Sequence[int], room: int) -> list[int]:
@@ -70,6 +71,8 @@ class AnswerPool:
     def add(self, answer: Sequence[int]) -> None:
         """Index ``answer``'s n-grams; a repeated n-gram points at its last occurrence with a continuation."""
         answer = tuple(answer)
+        if len(self._index) + len(answer) > POOL_ENTRIES:  # a long study: recent answers are the likely guesses
+            self._index.clear()
         for start in range(len(answer) - POOL_NGRAM):
             self._index[answer[start : start + POOL_NGRAM]] = (answer, start + POOL_NGRAM)
 
