@@ -157,6 +157,8 @@ def test_block_width_bounds_padding():
     assert padded_block_width([17] + [1] * 31) == 1  # one long re-draft does not widen 31 rows' block
     assert padded_block_width([17, 17, 1]) == 17  # a tail of a few rows verifies long re-drafts
     assert padded_block_width([9, 3, 1, 1]) == 3  # 4 x 9 columns would be 36 for 14 real tokens
+    assert padded_block_width([5] * 24 + [1] * 8) == 5  # most rows guess: 32 padded columns for 128 real
+    assert padded_block_width([3] * 16 + [1] * 16) == 1  # half the rows guess: padding would be half the work
 
 
 def test_rejections_happen_at_various_positions(pair):
