@@ -247,6 +247,7 @@ def test_run_reports_drafting_and_no_draft_gives_the_same_records(tiny_run_dir, 
     assert all(m["generated_tokens"] > 0 and m["forward_passes"] > 0 for m in drafted.values())
     assert all(drafted[label]["accepted_tokens"] > 0 for label in ("int8-rtn", "mag-50"))
     assert drafted["base"]["drafted_prompts"] == 0
+    assert all(m["computed_positions"] >= m["generated_tokens"] for m in drafted.values())
     assert set(summary["probe_seconds"]) == {"base", "int8-rtn", "mag-50"}
     assert set(summary["probe_seconds"]["base"]) == {"refusal", "over_refusal", "perplexity", "mcqa"}
     out = tmp_path / "plain"

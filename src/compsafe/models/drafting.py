@@ -111,6 +111,7 @@ class DraftCounts:
     generated: int = 0
     accepted: int = 0
     forwards: int = 0
+    computed: int = 0  # block positions the passes ran, padding and rejected guesses included
     rows: int = 0
     verified_rows: int = 0  # drafted rows whose first block (prompt + draft) ran, and the draft tokens it
     verified_accepted: int = 0  # confirmed: how far this model follows the base's answers before parting
@@ -119,6 +120,7 @@ class DraftCounts:
         self.generated += other.generated
         self.accepted += other.accepted
         self.forwards += other.forwards
+        self.computed += other.computed
         self.rows += other.rows
         self.verified_rows += other.verified_rows
         self.verified_accepted += other.verified_accepted
@@ -137,6 +139,7 @@ class DraftCounts:
         share = self.accepted / self.generated if self.generated else None
         return {"generated_tokens": self.generated, "accepted_tokens": self.accepted,
                 "accepted_share": None if share is None else round(share, 4), "forward_passes": self.forwards,
+                "computed_positions": self.computed,
                 "drafted_prompts": self.rows}  # fmt: skip
 
 
@@ -377,6 +380,7 @@ class _Group:
             **{cache_keyword(context.model): self.cache},
         )[:, -self.keep :].cpu()
         context.counts.forwards += 1
+        context.counts.computed += self.ids.numel()
         block_width = self.ids.shape[1]
         offset = block_width - self.keep  # block column of the first kept logit
         block_start = self.mask.shape[1] - block_width  # cache column of the block's first column
