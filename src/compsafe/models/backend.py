@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from compsafe.models.drafting import DraftRole, draft_greedy, eos_set, plain_greedy_reason, until_eos
-from compsafe.models.lookup import AnswerPool
 from compsafe.models.loading import ModelHandle
+from compsafe.models.lookup import AnswerPool
 from compsafe.models.prefix_cache import PrefixCache, cache_keyword, shared_prefix_length
 
 ProgressCallback = Callable[[int], None]
