@@ -126,9 +126,8 @@ def run(
         "folder) as `compsafe compress` would write it."
     ),
     no_draft: bool = typer.Option(
-        False, "--no-draft", help="Decode every model one token per pass instead of verifying guessed tokens (the "
-        "base's greedy answers for a variant, n-gram lookups in the prompt and other answers); same results: use "
-        "it to check that, or to time the plain path."
+        False, "--no-draft", help="One token per pass: no guesses verified (the base's answers, n-gram lookups). "
+        "Same results; use it to check that, or to time the plain path."
     ),
 ) -> None:
     """Compress, probe base and variants on the same items, and report the paired deltas."""
