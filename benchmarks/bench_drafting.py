@@ -24,11 +24,36 @@ from typing import Any
 
 import torch
 
+WORK: list[Any] = []  # DraftCounts of every draft_greedy call since the last timed() started
+
+
+def count_work() -> None:
+    """Record each ``draft_greedy`` call's counts: passes and computed positions do not depend on the load on
+    the machine, so they compare the paths where seconds on a shared 2-core VM vary by 30%."""
+    from compsafe.models import backend
+
+    decode = backend.draft_greedy
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        tokens, counts = decode(*args, **kwargs)
+        WORK.append(counts)
+        return tokens, counts
+
+    backend.draft_greedy = counted
+
 
 def timed(generate: Callable[[], list[str]]) -> tuple[list[str], float]:
+    WORK.clear()
     started = time.perf_counter()
     out = generate()
     return out, time.perf_counter() - started
+
+
+def work() -> str:
+    """Forward passes and computed block positions of the last timed() call's greedy loop."""
+    if not WORK:
+        return "not the greedy loop"
+    return f"{sum(c.forwards for c in WORK)} passes, {sum(c.computed for c in WORK)} positions computed"
 
 
 def main() -> None:
@@ -57,18 +82,23 @@ def main() -> None:
         made.greedy_loop = loop
         return made
 
+    count_work()
     book = DraftBook()
     base_loop, base_seconds = timed(
         lambda: backend(drafting=DraftRole(book, "base", record=True)).generate(prompts, config)
     )
+    base_work = work()
     base_plain, base_generate_seconds = timed(lambda: backend(loop=False).generate(prompts, config))
     _, base_whole_seconds = timed(lambda: backend(prefix=False, loop=False).generate(prompts, config))
     with applied(handle.model, args.recipe):
         role = DraftRole(book, args.recipe, record=False)
         drafted, drafted_seconds = timed(lambda: backend(drafting=role).generate(prompts, config))
+        drafted_work = work()
         _, lookups_seconds = timed(lambda: backend().generate(prompts, config))  # no book: lookups only
+        lookups_work = work()
         plain = DraftRole(DraftBook(enabled=False), args.recipe, record=False)  # what `--no-draft` gives
         no_draft, no_draft_seconds = timed(lambda: backend(drafting=plain).generate(prompts, config))
+        no_draft_work = work()
         old, old_seconds = timed(lambda: backend(prefix=False, loop=False).generate(prompts, config))
         single, _ = timed(lambda: backend(prefix=False, batch_size=1, loop=False).generate(prompts, config))
         counts = book.counts[args.recipe]
@@ -76,13 +106,16 @@ def main() -> None:
               f"{len(prompts)} prompts, batch {args.batch_size}, max_new_tokens {args.max_new_tokens}")  # fmt: skip
         print(f"base generation: {base_seconds:.1f} s (compsafe's greedy loop: finished rows leave the batch, "
               f"prefix cache); {base_generate_seconds:.1f} s with `generate` and the prefix cache; "
-              f"{base_whole_seconds:.1f} s old path (`generate`, no prefix cache)")  # fmt: skip
-        for name, seconds in (("drafted (default)", drafted_seconds),
-                              ("lookups only (no base drafts)", lookups_seconds),
-                              ("--no-draft (greedy loop, one token a pass, prefix cache)", no_draft_seconds),
-                              ("old path (`generate`, no drafts, no prefix cache)", old_seconds)):  # fmt: skip
+              f"{base_whole_seconds:.1f} s old path (`generate`, no prefix cache); "
+              f"greedy loop: {base_work}")  # fmt: skip
+        for name, seconds, done in (("drafted (default)", drafted_seconds, drafted_work),
+                                    ("lookups only (no base drafts)", lookups_seconds, lookups_work),
+                                    ("--no-draft (greedy loop, one token a pass, prefix cache)", no_draft_seconds,
+                                     no_draft_work),
+                                    ("old path (`generate`, no drafts, no prefix cache)", old_seconds,
+                                     "not the greedy loop")):  # fmt: skip
             print(f"variant {name}: {seconds:.1f} s = {seconds / base_seconds:.0%} of the base's "
-                  f"({seconds / base_whole_seconds:.0%} of the base's old path)")  # fmt: skip
+                  f"({seconds / base_whole_seconds:.0%} of the base's old path); {done}")  # fmt: skip
         for label, model_counts in (("base", book.counts.get("base")), (args.recipe, counts)):
             if model_counts is not None:  # the base's come from lookups in its prompts and other answers
                 print(f"{label}: tokens confirmed from drafts {model_counts.accepted}/{model_counts.generated} "
