@@ -125,6 +125,8 @@ def main() -> None:
         print(f"identical answers: drafted vs old path {agree(drafted, old)}, --no-draft vs old path "
               f"{agree(no_draft, old)}; noise reference: old path at batch 1 vs {args.batch_size} {agree(single, old)}")
         differing_gaps(handle, backend(prefix=False), prompts, book, config)
+    print("the base, greedy loop (its own lookups, no drafts) vs `generate`:")
+    differing_gaps(handle, backend(prefix=False), prompts, DraftBook(enabled=False), config)
 
 
 def agree(a: list[str], b: list[str]) -> str:
