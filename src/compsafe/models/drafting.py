@@ -198,7 +198,7 @@ class _Rows:
         self.lookups = lookups
         self.drafts = drafts
         self.pool = pool  # the base's answers to every prompt, then this model's finished answers
-        for draft in drafts:
+        for draft in drafts if lookups else ():  # without lookups the pool is never read
             self.pool.add(draft)
         self.max_new = max_new_tokens
         self.eos_ids = eos_ids
@@ -220,7 +220,8 @@ class _Rows:
             self.outputs[row].append(int(token))
             if token in self.eos_ids or len(self.outputs[row]) >= self.max_new:
                 self.done[row] = True
-                self.pool.add(self.outputs[row])
+                if self.lookups:
+                    self.pool.add(self.outputs[row])
 
     def room(self, row: int) -> int:
         """Draft tokens worth verifying for ``row``: a block of n inputs yields n predictions."""
@@ -228,7 +229,7 @@ class _Rows:
 
     def redraft(self, row: int) -> list[int]:
         """``row``'s next tokens as guessed from the base's answer, else from its own prompt and answer, else
-        from the call's other answers (``models/lookup.py``), at most its lookahead long."""
+        from the pool of other answers (``models/lookup.py``), at most its lookahead long."""
         room, generated = min(self.room(row), self.lookahead[row]), self.outputs[row]
         found = base_lookup(self.drafts[row], generated, room)
         if found or not self.lookups:
@@ -413,8 +414,8 @@ class _Group:
             self.active = [self.active[i] for i in still]
         self.mask = crop_common_holes(self.cache, self.mask)
         self.mask = compact_holes(self.cache, self.mask)
-        # next block: each row's last token, then a re-draft from the base's answer where one lines up, cut
-        # so that padding (computed like real tokens) is at most as much as the real tokens
+        # next block: each row's last token, then a re-draft (``_Rows.redraft``), cut so that padding
+        # (computed like real tokens) stays within ``padded_block_width``'s allowance
         proposals = {row: rows.redraft(row) for row in self.active}
         width = padded_block_width([1 + len(q) for q in proposals.values()])
         self.proposals = {row: q[: width - 1] for row, q in proposals.items()}

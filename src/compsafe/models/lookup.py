@@ -9,8 +9,8 @@ it confirms, so a guess changes the cost of greedy decoding, never its output. T
    prompt, and a damaged model's babble repeats itself ("legal legal legal ...", ". . ."), which a copy
    from the earlier occurrence of the row's last tokens predicts exactly. The copy may overlap what it
    produces, so a loop of period ``d`` is continued for as long as the room allows, not only ``d`` tokens.
-3. **Other answers of the same call** (``AnswerPool``): the base's answers to the other prompts and the
-   answers this model has finished. Refusals and disclaimers recur across prompts ("I'm sorry, but I
+3. **Other answers** (``AnswerPool``, one per model, kept across calls): the base's answers to the other
+   prompts and the answers this model has finished. Refusals and disclaimers recur across prompts ("I'm sorry, but I
    can't help with that."), so a row that parted from its own draft often continues like another answer.
 """
 
@@ -62,8 +62,8 @@ def self_lookup(prompt: Sequence[int], generated: Sequence[int], room: int) -> l
 
 
 class AnswerPool:
-    """Answers of one decoding call, indexed by every ``POOL_NGRAM`` tokens they contain (the latest answer
-    added wins), so a row's tail finds how another answer went on."""
+    """Answers of one model (``HFBackend`` keeps one across its calls), indexed by every ``POOL_NGRAM`` tokens
+    they contain (the latest answer added wins), so a row's tail finds how another answer went on."""
 
     def __init__(self) -> None:
         self._index: dict[tuple[int, ...], tuple[Sequence[int], int]] = {}
